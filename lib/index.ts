@@ -1,0 +1,2 @@
+// posix-multiprocessing: Python's multiprocessing surface.
+export * from './errors.js';

@@ -1,0 +1,2 @@
+// posix-multiprocessing/pickle: CPython-compatible pickle.
+export { PickleError, PicklingError, UnpicklingError } from './errors.js';

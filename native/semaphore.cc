@@ -1,0 +1,7 @@
+#include "addon.h"
+#include "errors.h"
+
+void InitSemaphore(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  (void)exports;
+}
