@@ -19,7 +19,7 @@ const FRAME_SIZE_TARGET = 64 * 1024;
 const FRAME_SIZE_MIN = 4;
 const FRAME_HEADER = 9;
 const BATCHSIZE = 1000;
-const MAX_DEPTH = 3000;
+const MAX_DEPTH = 1000; // CPython's own recursion limit; deeper pickles could not be read back by Python's pickler either
 
 /** How a failure deep inside the object is reported: the path is built while unwinding. */
 class PathError extends PicklingError {
@@ -769,7 +769,7 @@ class Pickler {
 
 function addPath(error: unknown, segment: string): unknown {
   if (error instanceof PathError) error.path.unshift(segment);
-  else if (error instanceof RangeError && /call stack/i.test(error.message)) {
+  else if (error instanceof RangeError && String(error.message).indexOf('call stack') >= 0) {
     const deep = new PathError('object nested too deeply to pickle');
     deep.path.unshift(segment);
     return deep;
