@@ -154,13 +154,12 @@ function encode(text: unknown, encoding: unknown = 'utf-8'): Buffer {
   }
 }
 
-/** bytes(...) / bytearray(...) arguments: (), (bytes), (list of ints), (str, encoding). */
+/** bytes(...) / bytearray(...) arguments: (), (bytes), (list of ints), (str, encoding); never a size (no allocation a pickle merely declares). */
 function bytesFrom(args: unknown[]): Buffer {
   if (args.length === 0) return Buffer.alloc(0);
   const [source, encoding] = args;
   if (typeof source === 'string') return encode(source, encoding);
   if (ArrayBuffer.isView(source)) return Buffer.from(source.buffer, source.byteOffset, source.byteLength).subarray();
-  if (typeof source === 'number') return Buffer.alloc(int(source));
   const out: number[] = [];
   for (const item of sequence(source)) {
     const byte = int(item);

@@ -48,29 +48,40 @@ export class FrozenSet<T = unknown> extends Set<T> {}
 // canonical key (a string behind a noncharacter prefix, or a number).
 const COMPOSITE = '\uFDD0';
 const MAX_KEY_DEPTH = 200;
+const MAX_KEY_NODES = 100_000;
 
-export function canonicalKey(key: unknown, depth = 0): unknown {
+/** The key a Dict stores for `key`: equal for keys Python finds equal. */
+export function canonicalKey(key: unknown): unknown {
   switch (typeof key) {
-    case 'string': return key;
-    case 'number': return key;
-    case 'boolean': return key ? 1 : 0;
-    case 'bigint': return Number.isSafeInteger(Number(key)) && BigInt(Number(key)) === key ? Number(key) : key;
-    case 'object':
-      if (key instanceof Float) return key.value;
-      if (depth > MAX_KEY_DEPTH) throw new TypeError('dict key nested too deeply');
-      if (key instanceof Tuple) {
-        let out = COMPOSITE + '(';
-        for (const item of key) out += describeKey(canonicalKey(item, depth + 1)) + ',';
-        return out + ')';
-      }
-      if (key instanceof FrozenSet) {
-        const parts: string[] = [];
-        for (const item of key) parts.push(describeKey(canonicalKey(item, depth + 1)));
-        return COMPOSITE + '{' + parts.sort().join(',') + '}';
-      }
-      return key;
-    default: return key;
+    case 'string': case 'number': return key;
+    case 'object': return key instanceof Tuple || key instanceof FrozenSet || key instanceof Float || Buffer.isBuffer(key) ? composite(key, 0, { nodes: 0 }) : key;
+    default: return primitive(key);
   }
+}
+
+function primitive(key: unknown): unknown {
+  if (typeof key === 'boolean') return key ? 1 : 0;
+  if (typeof key === 'bigint') return key >= -9007199254740991n && key <= 9007199254740991n ? Number(key) : key;
+  return key;
+}
+
+// Tuples and frozensets hash by value; a budget stops hostile keys (deep, or wide and shared) from hanging.
+function composite(key: unknown, depth: number, budget: { nodes: number }): unknown {
+  if (typeof key !== 'object' || key === null) return primitive(key);
+  if (key instanceof Float) return key.value;
+  if (Buffer.isBuffer(key)) return COMPOSITE + 'b' + key.toString('latin1');
+  if (++budget.nodes > MAX_KEY_NODES || depth > MAX_KEY_DEPTH) throw new TypeError('dict key too large or too deeply nested to hash');
+  if (key instanceof Tuple) {
+    let out = COMPOSITE + '(';
+    for (const item of key) out += describeKey(composite(item, depth + 1, budget)) + ',';
+    return out + ')';
+  }
+  if (key instanceof FrozenSet) {
+    const parts: string[] = [];
+    for (const item of key) parts.push(describeKey(composite(item, depth + 1, budget)));
+    return COMPOSITE + '{' + parts.sort().join(',') + '}';
+  }
+  return key;
 }
 
 function describeKey(key: unknown): string {
