@@ -30,7 +30,7 @@ const cases: [string, unknown, string, boolean][] = [
   ['string', 'héllo 😀', "'héllo 😀'", true],
   ['lone surrogate', 'a\ud800b', "'a\\ud800b'", true],
   ['array', [1, 'a', [2]], "[1, 'a', [2]]", true],
-  ['tuple', tuple<unknown>(1, 'a'), "(1, 'a')", true],
+  ['tuple', tuple(1, 'a'), "(1, 'a')", true],
   ['empty tuple', tuple(), '()', true],
   ['plain object', { id: 1, name: 'item', tags: ['a', 'b'], v: 3.5 }, "{'id': 1, 'name': 'item', 'tags': ['a', 'b'], 'v': 3.5}", true],
   ['null-prototype object', Object.assign(Object.create(null), { a: 1 }), "{'a': 1}", true],
@@ -135,14 +135,14 @@ test('Dict keeps the first key and its insertion order, with Python key equality
   d.set(1, 'a');
   d.set(true, 'b');
   d.set(new Float(1), 'c');
-  d.set(tuple<unknown>(1, tuple(2)), 'd');
+  d.set(tuple(1, tuple(2)), 'd');
   d.set(new FrozenSet([2, 1]), 'e');
   assert.equal(d.size, 3);
   assert.deepEqual([...d.keys()].slice(0, 1), [1]);
   assert.equal(d.get(1), 'c');
-  assert.equal(d.get(tuple<unknown>(true, tuple(2))), 'd');
+  assert.equal(d.get(tuple(true, tuple(2))), 'd');
   assert.equal(d.get(new FrozenSet([1, 2])), 'e');
-  assert.ok(d.delete(tuple<unknown>(1, tuple(2))));
+  assert.ok(d.delete(tuple(1, tuple(2))));
   assert.equal(d.size, 2);
   const first = new Dict<unknown, unknown>([[true, 1]]);
   first.set(1, 2);
@@ -157,7 +157,7 @@ test('tuple helpers', () => {
   assert.ok(!isTuple(t.map((x) => x)), 'map gives a list');
   assert.ok(isTuple(toTuple(new Set(['a']))));
   assert.ok(isTuple(loads(dumps(tuple()))));
-  assert.deepEqual([...(loads(dumps(tuple<unknown>(1, tuple(2)))) as unknown[])], [1, tuple(2)]);
+  assert.deepEqual([...(loads(dumps(tuple(1, tuple(2)))) as unknown[])], [1, tuple(2)]);
 });
 
 test('the same JS value written twice is one memo entry; cycles survive a round trip', () => {

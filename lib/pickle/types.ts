@@ -23,8 +23,8 @@ export class Tuple<T = unknown> extends Array<T> {
 }
 
 /** `tuple(1, 'a')` is Python's `(1, 'a')`. */
-export function tuple<T>(...items: T[]): Tuple<T> {
-  const result = new Tuple<T>();
+export function tuple<T extends unknown[]>(...items: T): Tuple<T[number]> {
+  const result = new Tuple<T[number]>();
   for (let i = 0; i < items.length; i++) result.push(items[i]);
   return result;
 }
