@@ -19,6 +19,7 @@ const FRAME_SIZE_TARGET = 64 * 1024;
 const FRAME_SIZE_MIN = 4;
 const FRAME_HEADER = 9;
 const BATCHSIZE = 1000;
+const SMALL_MEMO = 32;
 const MAX_DEPTH = 1000; // CPython's own recursion limit; deeper pickles could not be read back by Python's pickler either
 
 /** How a failure deep inside the object is reported: the path is built while unwinding. */
@@ -62,7 +63,12 @@ class Pickler {
   framing = false;
   frameStart = -1;
   depth = 0;
-  readonly memo = new Map<unknown, number>();
+  // The memo: index → object (undefined for temporaries). Small pickles search it
+  // linearly (no hashing, nothing allocated); past SMALL_MEMO entries a Map takes over.
+  readonly memoKeys: unknown[] = [];
+  memoCount = 0;
+  memoMap: Map<unknown, number> | null = null;
+  readonly bigMemo = new Map<unknown, number>();
   readonly globalMemo = new Map<string, number>();
   bufferCallback: ((buffer: PickleBuffer) => unknown) | undefined;
   busy = false;
@@ -87,8 +93,13 @@ class Pickler {
     } catch (error) {
       throw finish(error);
     } finally {
-      this.memo.clear();
-      this.globalMemo.clear();
+      this.memoKeys.fill(undefined, 0, Math.min(this.memoCount, SMALL_MEMO));
+      this.memoCount = 0;
+      if (this.memoMap !== null) {
+        this.memoMap.clear();
+        this.memoMap = null;
+      }
+      if (this.globalMemo.size > 0) this.globalMemo.clear();
       this.bufferCallback = undefined;
     }
     const length = this.pos;
@@ -188,17 +199,42 @@ class Pickler {
 
   // ---- memo ---------------------------------------------------------------
 
+  /** The memo index of `key`, or -1. */
+  memoLookup(key: unknown): number {
+    if (this.memoMap !== null) return this.memoMap.get(key) ?? -1;
+    const keys = this.memoKeys;
+    for (let i = 0; i < this.memoCount; i++) if (keys[i] === key) return i;
+    return -1;
+  }
+
   memoize(obj: unknown): void {
-    const index = this.memo.size;
-    this.memo.set(obj, index);
+    const index = this.memoCount++;
+    if (this.memoMap !== null) this.memoMap.set(obj, index);
+    else {
+      this.memoKeys[index] = obj;
+      if (this.memoCount > SMALL_MEMO) this.spillMemo();
+    }
     this.put(index);
   }
 
   /** Writes the memo opcode for an object nobody will look up (a temporary CPython memoizes too). */
-  memoizeAnonymous(): void {
-    const index = this.memo.size;
-    this.memo.set(Symbol(), index);
+  memoizeAnonymous(): number {
+    const index = this.memoCount++;
+    if (this.memoMap === null) {
+      this.memoKeys[index] = undefined;
+      if (this.memoCount > SMALL_MEMO) this.spillMemo();
+    }
     this.put(index);
+    return index;
+  }
+
+  spillMemo(): void {
+    const map = this.bigMemo;
+    for (let i = 0; i < SMALL_MEMO; i++) if (this.memoKeys[i] !== undefined) map.set(this.memoKeys[i], i);
+    this.memoKeys.fill(undefined, 0, SMALL_MEMO);
+    if (this.memoKeys[SMALL_MEMO] !== undefined) map.set(this.memoKeys[SMALL_MEMO], SMALL_MEMO);
+    this.memoKeys[SMALL_MEMO] = undefined;
+    this.memoMap = map;
   }
 
   put(index: number): void {
@@ -278,8 +314,8 @@ class Pickler {
   }
 
   saveString(text: string): void {
-    const memo = this.memo.get(text);
-    if (memo !== undefined) return this.get(memo);
+    const memo = this.memoLookup(text);
+    if (memo >= 0) return this.get(memo);
     this.writeString(text);
     this.memoize(text);
   }
@@ -404,10 +440,7 @@ class Pickler {
       this.byte(0x63); // GLOBAL
       this.ascii(`${module}\n${name}\n`);
     }
-    const index = this.memo.size;
-    this.memo.set(Symbol(), index);
-    this.globalMemo.set(key, index);
-    this.put(index);
+    this.globalMemo.set(key, this.memoizeAnonymous());
   }
 
   /** callable(*args) as CPython's save_reduce: the global, the args tuple, REDUCE, then the result memoized. */
@@ -419,8 +452,8 @@ class Pickler {
   }
 
   saveObject(obj: object): void {
-    const memo = this.memo.get(obj);
-    if (memo !== undefined) return this.get(memo);
+    const memo = this.memoLookup(obj);
+    if (memo >= 0) return this.get(memo);
     if (++this.depth > MAX_DEPTH) fail(`object nested more than ${MAX_DEPTH} levels deep`);
     const ctor = obj.constructor;
     if (ctor === Object || (ctor === undefined && Object.getPrototypeOf(obj) === null)) this.savePlainObject(obj as Record<string, unknown>);
@@ -616,8 +649,8 @@ class Pickler {
       throw addPath(error, `[${i}]`);
     }
     if (obj !== null) {
-      const memo = this.memo.get(obj);
-      if (memo !== undefined) {
+      const memo = this.memoLookup(obj);
+      if (memo >= 0) {
         // Recursive tuple: drop what was pushed and fetch the memoized one.
         if (small) for (let j = 0; j < n; j++) this.byte(0x30);
         else this.byte(0x31);
@@ -757,8 +790,8 @@ class Pickler {
     } catch (error) {
       throw addPath(error, `{${i}}`);
     }
-    const memo = this.memo.get(set);
-    if (memo !== undefined) {
+    const memo = this.memoLookup(set);
+    if (memo >= 0) {
       this.byte(0x31);
       return this.get(memo);
     }
