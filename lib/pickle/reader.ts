@@ -16,6 +16,9 @@ export interface LoadsOptions {
 
 const mapSet = Map.prototype.set;
 const EMPTY = Buffer.alloc(0);
+const SHORT_STRING = 16;
+const STRING_CACHE_SIZE = 4096;
+const stringCache: (string | undefined)[] = new Array(STRING_CACHE_SIZE).fill(undefined);
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** An int as the mapping has it: a number when exact, else a bigint. */
@@ -58,9 +61,11 @@ class Unpickler {
   /** Drops every reference into the last pickle, so the shared unpickler keeps nothing alive. */
   finish(): void {
     this.buf = EMPTY;
-    this.stack.length = 0;
-    this.marks.length = 0;
-    this.memo.length = 0;
+    if (this.stack.length !== 0) this.stack.length = 0;
+    if (this.marks.length !== 0) this.marks.length = 0;
+    const memo = this.memo;
+    if (memo.length > 64) memo.length = 0;
+    else for (let i = memo.length; i-- > 0;) memo[i] = undefined;
     this.options = undefined;
     this.buffers = null;
   }
@@ -108,13 +113,26 @@ class Unpickler {
     return mark;
   }
   text(start: number, length: number): string {
-    if (length <= 16) {
-      let out = '';
+    if (length <= SHORT_STRING) {
+      // Short ASCII strings (dict keys, mostly) come from a small cache: no allocation,
+      // and the same string each time, whose hash the Maps they key already know.
+      const buf = this.buf;
+      let hash = length;
       for (let i = start; i < start + length; i++) {
-        const c = this.buf[i];
+        const c = buf[i];
         if (c >= 0x80) return this.utf8(start, length);
-        out += String.fromCharCode(c);
+        hash = Math.imul(hash, 31) + c;
       }
+      const slot = hash & (STRING_CACHE_SIZE - 1);
+      const cached = stringCache[slot];
+      if (cached !== undefined && cached.length === length) {
+        let i = 0;
+        while (i < length && cached.charCodeAt(i) === buf[start + i]) i++;
+        if (i === length) return cached;
+      }
+      let out = '';
+      for (let i = start; i < start + length; i++) out += String.fromCharCode(buf[i]);
+      stringCache[slot] = out;
       return out;
     }
     return this.utf8(start, length);

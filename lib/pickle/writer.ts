@@ -20,6 +20,8 @@ const FRAME_SIZE_MIN = 4;
 const FRAME_HEADER = 9;
 const BATCHSIZE = 1000;
 const SMALL_MEMO = 32;
+const SLAB_SIZE = 64 * 1024;
+const SLAB_MIN_FREE = 4096;
 const MAX_DEPTH = 1000; // CPython's own recursion limit; deeper pickles could not be read back by Python's pickler either
 
 /** How a failure deep inside the object is reported: the path is built while unwinding. */
@@ -57,7 +59,11 @@ const TYPED_ARRAY_CODES = new Map<Function, [string, number]>([
 ]);
 
 class Pickler {
-  buf: Buffer = Buffer.allocUnsafeSlow(FRAME_SIZE_TARGET * 2);
+  // Pickles are written one after another into a slab and returned as views of it
+  // (no copy); `base` is where the current one starts. A pickle that outgrows the
+  // slab moves to a bigger buffer of its own.
+  buf: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  base = 0;
   pos = 0;
   proto = 4;
   framing = false;
@@ -79,11 +85,14 @@ class Pickler {
     this.proto = proto;
     this.bufferCallback = options?.buffer_callback;
     if (this.bufferCallback !== undefined && proto < 5) throw new PicklingError('buffer_callback needs protocol >= 5');
-    this.pos = 0;
+    if (this.buf.length - this.base < SLAB_MIN_FREE) {
+      this.buf = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.base = 0;
+    }
     this.depth = 0;
-    this.buf[0] = 0x80;
-    this.buf[1] = proto;
-    this.pos = 2;
+    this.buf[this.base] = 0x80;
+    this.buf[this.base + 1] = proto;
+    this.pos = this.base + 2;
     this.framing = proto >= 4;
     if (this.framing) this.startFrame();
     try {
@@ -93,7 +102,8 @@ class Pickler {
     } catch (error) {
       throw finish(error);
     } finally {
-      this.memoKeys.fill(undefined, 0, Math.min(this.memoCount, SMALL_MEMO));
+      const keys = this.memoKeys;
+      for (let i = this.memoCount < SMALL_MEMO ? this.memoCount : SMALL_MEMO; i-- > 0;) keys[i] = undefined;
       this.memoCount = 0;
       if (this.memoMap !== null) {
         this.memoMap.clear();
@@ -102,26 +112,23 @@ class Pickler {
       if (this.globalMemo.size > 0) this.globalMemo.clear();
       this.bufferCallback = undefined;
     }
-    const length = this.pos;
-    if (length > FRAME_SIZE_TARGET) {
-      // Hand the big buffer over instead of copying it again.
-      const out = this.buf.subarray(0, length);
-      this.buf = Buffer.allocUnsafeSlow(FRAME_SIZE_TARGET * 2);
-      return out;
-    }
-    const out = Buffer.allocUnsafe(length);
-    this.buf.copy(out, 0, 0, length);
+    const out = this.buf.subarray(this.base, this.pos);
+    this.base = (this.pos + 7) & ~7;
     return out;
   }
 
   // ---- output -------------------------------------------------------------
 
   grow(n: number): void {
+    const used = this.pos - this.base;
     let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
+    while (size < used + n) size *= 2;
     const bigger = Buffer.allocUnsafeSlow(size);
-    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf.copy(bigger, 0, this.base, this.pos);
     this.buf = bigger;
+    this.frameStart -= this.base;
+    this.pos = used;
+    this.base = 0;
   }
 
   byte(b: number): void {
