@@ -193,8 +193,8 @@ class Unpickler {
   append(from: number): void {
     const stack = this.stack;
     if (from - 1 < this.fence) this.fail('unpickling stack underflow');
-    const target = stack[from - 1];
-    if (Array.isArray(target) && !(target instanceof Tuple)) {
+    const target = stack[from - 1] as object | null;
+    if ((target !== null && target.constructor === Array) || (Array.isArray(target) && !(target instanceof Tuple))) {
       for (let i = from; i < stack.length; i++) target.push(stack[i]);
       if (target instanceof Deque && target.maxlen !== null && target.length > target.maxlen) target.splice(0, target.length - target.maxlen);
     } else {
@@ -206,6 +206,10 @@ class Unpickler {
     while (stack.length > from) stack.pop();
   }
   setItem(target: unknown, key: unknown, value: unknown): void {
+    if (typeof key === 'string' && target !== null && (target as object).constructor === Dict) {
+      mapSet.call(target, key, value);
+      return;
+    }
     if (target instanceof Dict) {
       if (typeof key === 'string') mapSet.call(target, key, value);
       else {

@@ -113,7 +113,8 @@ class Pickler {
       this.bufferCallback = undefined;
     }
     const out = this.buf.subarray(this.base, this.pos);
-    this.base = (this.pos + 7) & ~7;
+    // The next pickle goes after this one, unless this one had a buffer of its own.
+    this.base = this.buf.length > SLAB_SIZE ? this.buf.length : (this.pos + 7) & ~7;
     return out;
   }
 
@@ -121,8 +122,8 @@ class Pickler {
 
   grow(n: number): void {
     const used = this.pos - this.base;
-    let size = this.buf.length * 2;
-    while (size < used + n) size *= 2;
+    // Double for many small writes; a big payload gets what it needs plus room for the rest.
+    const size = n > SLAB_SIZE ? used + n + SLAB_SIZE : Math.max(SLAB_SIZE, (used + n) * 2);
     const bigger = Buffer.allocUnsafeSlow(size);
     this.buf.copy(bigger, 0, this.base, this.pos);
     this.buf = bigger;
