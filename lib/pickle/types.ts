@@ -126,17 +126,26 @@ export class Dict<K = unknown, V = unknown> extends Map<K, V> {
     super.clear();
   }
 
-  override *keys(): MapIterator<K> {
-    const original = this.#original;
-    for (const key of super.keys()) yield original?.has(key) ? original.get(key) as K : key;
+  // Iteration is the Map's own unless a key was stored under another (canonical) form.
+  override keys(): MapIterator<K> {
+    return this.#original === undefined || this.#original.size === 0 ? super.keys() : this.#originalKeys();
   }
 
-  override *entries(): MapIterator<[K, V]> {
-    const original = this.#original;
-    for (const [key, value] of super.entries()) yield [original?.has(key) ? original.get(key) as K : key, value];
+  override entries(): MapIterator<[K, V]> {
+    return this.#original === undefined || this.#original.size === 0 ? super.entries() : this.#originalEntries();
   }
 
   override [Symbol.iterator](): MapIterator<[K, V]> { return this.entries(); }
+
+  *#originalKeys(): MapIterator<K> {
+    const original = this.#original!;
+    for (const key of super.keys()) yield original.has(key) ? original.get(key) as K : key;
+  }
+
+  *#originalEntries(): MapIterator<[K, V]> {
+    const original = this.#original!;
+    for (const [key, value] of super.entries()) yield [original.has(key) ? original.get(key) as K : key, value];
+  }
 
   override forEach(callback: (value: V, key: K, map: Map<K, V>) => void, thisArg?: unknown): void {
     for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
