@@ -65,11 +65,21 @@ function primitive(key: unknown): unknown {
   return key;
 }
 
+let hashed = 0;
+
+/** How many tuple/frozenset nodes key hashing visited since the last call (the unpickler charges them to its work budget). */
+export function takeHashedNodes(): number {
+  const nodes = hashed;
+  hashed = 0;
+  return nodes;
+}
+
 // Tuples and frozensets hash by value; a budget stops hostile keys (deep, or wide and shared) from hanging.
 function composite(key: unknown, depth: number, budget: { nodes: number }): unknown {
   if (typeof key !== 'object' || key === null) return primitive(key);
   if (key instanceof Float) return key.value;
   if (Buffer.isBuffer(key)) return COMPOSITE + 'b' + key.toString('latin1');
+  hashed++;
   if (++budget.nodes > MAX_KEY_NODES || depth > MAX_KEY_DEPTH) throw new TypeError('dict key too large or too deeply nested to hash');
   if (key instanceof Tuple) {
     let out = COMPOSITE + '(';
