@@ -20,3 +20,11 @@ export function deadlineAfter(seconds: number): number {
 export function secondsUntil(deadline: number): number {
   return deadline === Infinity ? Infinity : Math.max(0, (deadline - performance.now()) / 1000);
 }
+
+/** The rejection of an async call cancelled by its AbortSignal, as Node's own (name AbortError, code ABORT_ERR). */
+export function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as Error & { code: string }).code = 'ABORT_ERR';
+  return error;
+}
