@@ -112,7 +112,12 @@ export class NamedSemaphore implements Disposable, AsyncDisposable {
 
   /** The current value (the number of acquires that would succeed at once). */
   get value(): number {
-    return this.#call((handle) => handle.getValue());
+    const handle = this.#open();
+    try {
+      return handle.getValue();
+    } catch (error) {
+      throw explain(error, this.name);
+    }
   }
 
   /**
@@ -120,8 +125,13 @@ export class NamedSemaphore implements Disposable, AsyncDisposable {
    * null/undefined waits forever, 0 or less only tries. False on timeout.
    */
   acquire(timeout?: number | null): boolean {
+    const handle = this.#open();
     const seconds = waitSeconds(timeout);
-    return this.#call((handle) => (seconds === 0 ? handle.tryWait() : handle.wait(seconds)));
+    try {
+      return seconds === 0 ? handle.tryWait() : handle.wait(seconds);
+    } catch (error) {
+      throw explain(error, this.name);
+    }
   }
 
   /** Takes one token without blocking the event loop; resolves false on timeout. */
@@ -132,7 +142,7 @@ export class NamedSemaphore implements Disposable, AsyncDisposable {
       seconds = waitSeconds(options.timeout);
       if (signal?.aborted) throw abortError(signal);
       // Waiters queued earlier come first.
-      if (this.#waiters.size === 0 && this.#call((handle) => handle.tryWait())) return Promise.resolve(true);
+      if (this.#waiters.size === 0 && this.acquire(0)) return Promise.resolve(true);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -163,7 +173,12 @@ export class NamedSemaphore implements Disposable, AsyncDisposable {
 
   /** Gives one token back (sem_post). */
   release(): void {
-    this.#call((handle) => handle.post());
+    const handle = this.#open();
+    try {
+      handle.post();
+    } catch (error) {
+      throw explain(error, this.name);
+    }
   }
 
   /**
@@ -193,14 +208,9 @@ export class NamedSemaphore implements Disposable, AsyncDisposable {
     this.close();
   }
 
-  #call<T>(use: (handle: NativeSemaphore) => T): T {
-    const handle = this.#handle;
-    if (handle === null) throw explain(errnoError(9 /* EBADF */, 'sem_t', this.name), this.name);
-    try {
-      return use(handle);
-    } catch (error) {
-      throw explain(error, this.name);
-    }
+  #open(): NativeSemaphore {
+    if (this.#handle === null) throw explain(errnoError(9 /* EBADF */, 'sem_t', this.name), this.name);
+    return this.#handle;
   }
 
   // A token (code 0) from the waiter thread, or -errno when waiting failed.
