@@ -741,7 +741,7 @@ export class Listener implements Disposable {
     try {
       sys.setReuseAddress(fd);
       sys.bind(fd, bound);
-      if (defaultPath) chmodSync(bound as string, 0o600);
+      if (defaultPath && typeof bound === 'string') chmodSync(bound, 0o600);
       sys.listen(fd, backlog);
       this.#address = sys.getsockname(fd) ?? bound;
     } catch (error) {
