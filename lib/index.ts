@@ -1,2 +1,3 @@
 // posix-multiprocessing: Python's multiprocessing surface.
 export * from './errors.js';
+export { Pipe, Connection, Listener, Client, ClientAsync, type Address, type Family, type ListenerOptions, type ClientOptions } from './connection.js';
