@@ -1,2 +1,3 @@
 // posix-multiprocessing: Python's multiprocessing surface.
 export * from './errors.js';
+export { Process, ParentProcess, current_process, parent_process, active_children, cpu_count, type ProcessOptions, type Target } from './process.js';
