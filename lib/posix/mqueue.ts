@@ -7,10 +7,10 @@
 // nothing (another process was faster) simply waits again.
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { ValueError, isOSError, withHint, type OSError } from '../errors.js';
+import { ValueError, abortError, isOSError, withHint, type OSError } from '../errors.js';
 import { validateName } from '../names.js';
 import { binding, READABLE, WRITABLE, type FdPoller, type PollerBinding } from '../native.js';
-import { abortError, waitSeconds } from '../timeouts.js';
+import { waitSeconds, type WaitOptions } from '../timeouts.js';
 import { explainOpenError, mqueueSetting } from './limits.js';
 
 export interface QueueAttributes {
@@ -58,11 +58,6 @@ export interface SendOptions {
   priority?: number;
   /** Seconds to wait while the queue is full: null/undefined forever, 0 not at all. */
   timeout?: number | null;
-}
-
-export interface WaitOptions {
-  timeout?: number | null;
-  signal?: AbortSignal;
 }
 
 export interface Message {
