@@ -36,6 +36,13 @@ named(Full, 'Full');
 export class ValueError extends Error {}
 named(ValueError, 'ValueError');
 
+export class IndexError extends Error {}
+named(IndexError, 'IndexError');
+
+/** Python's AttributeError (e.g. a lock for Value() without an acquire method). */
+export class AttributeError extends Error {}
+named(AttributeError, 'AttributeError');
+
 /** Python's AssertionError, raised where CPython's multiprocessing asserts. */
 export class AssertionError extends Error {}
 named(AssertionError, 'AssertionError');

@@ -20,12 +20,12 @@ import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { AssertionError, BrokenBarrierError, ValueError, abortError, errnoError, isOSError, withHint } from './errors.js';
 import { anonymousName, validateName } from './names.js';
-import { NamedSemaphore, SEM_VALUE_MAX, type WaitOptions } from './posix/semaphore.js';
+import { NamedSemaphore, SEM_VALUE_MAX } from './posix/semaphore.js';
 import { SharedMemorySegment } from './posix/shm.js';
 import { MODULE, reduceSymbol, type Reducible, type Reduction } from './reduction.js';
-import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
+import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 
-export type { WaitOptions } from './posix/semaphore.js';
+export type { WaitOptions } from './timeouts.js';
 
 export interface SyncOptions {
   /**

@@ -35,3 +35,11 @@ export function afterSeconds(seconds: number, fire: () => void): () => void {
   arm();
   return () => clearTimeout(timer);
 }
+
+/** The options of every async wait. */
+export interface WaitOptions {
+  /** Seconds; null/undefined waits forever, 0 or less does not wait. */
+  timeout?: number | null;
+  /** Aborting rejects the wait with an AbortError. */
+  signal?: AbortSignal;
+}

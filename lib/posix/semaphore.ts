@@ -7,7 +7,7 @@
 import { abortError, errnoError, isOSError, withHint, type OSError } from '../errors.js';
 import { binding } from '../native.js';
 import { validateName } from '../names.js';
-import { afterSeconds, waitSeconds } from '../timeouts.js';
+import { afterSeconds, waitSeconds, type WaitOptions } from '../timeouts.js';
 
 /** The largest value a semaphore can hold on Linux. */
 export const SEM_VALUE_MAX = 2147483647;
@@ -40,13 +40,6 @@ export interface NamedSemaphoreOptions {
   mode?: number;
   /** Value of a new semaphore (default 0; ignored when it exists). */
   initialValue?: number;
-}
-
-export interface WaitOptions {
-  /** Seconds; null/undefined waits forever, 0 or less does not wait. */
-  timeout?: number | null;
-  /** Aborting rejects the wait with an AbortError. */
-  signal?: AbortSignal;
 }
 
 interface Waiter {

@@ -105,6 +105,8 @@ export class SharedMemorySegment implements Disposable {
       this.#buffer = native.mmap(fd, actual);
       this.size = actual;
     } catch (error) {
+      // A segment this call made and could not set up is of no use to anyone.
+      if (exclusive) native.shmUnlink(this.name);
       throw explained(error, this.name, wanted);
     } finally {
       // The mapping keeps the memory; the descriptor is not needed any more.
