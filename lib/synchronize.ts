@@ -23,6 +23,7 @@ import { anonymousName, validateName } from './names.js';
 import { NamedSemaphore, SEM_VALUE_MAX } from './posix/semaphore.js';
 import { SharedMemorySegment } from './posix/shm.js';
 import { MODULE, reduceSymbol, type Reducible, type Reduction } from './reduction.js';
+import { track, untrack } from './resource_tracker.js';
 import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 
 export type { WaitOptions } from './timeouts.js';
@@ -88,10 +89,26 @@ function held(lock: Acquirable): Held {
   return { release, [Symbol.dispose]: release, [Symbol.asyncDispose]: async () => release() };
 }
 
-/** Opens the shared-memory segment of `name`, creating it zero-filled like the semaphore. */
-function openWords(name: string, count: number, open: { create: boolean; exclusive: boolean; mode: number }) {
+/** Opens (or creates, zero-filled) `count` shared integers named `name`. */
+function openWords(name: string, count: number, open: { create: boolean; exclusive: boolean; mode: number }, anonymous: boolean) {
   const segment = new SharedMemorySegment(name, { ...open, size: count * 4 });
+  if (anonymous) track('shm', name);
   return { segment, words: new Int32Array(segment.buffer.buffer, segment.buffer.byteOffset, count) };
+}
+
+/** The shared integers and the wake-up semaphore of a Lock, RLock or Event, both named `name`. */
+function openWordsAndWake(name: string, count: number, options: SyncOptions, anonymous: boolean) {
+  const open = openOptions(options, anonymous);
+  const { segment, words } = openWords(name, count, open, anonymous);
+  try {
+    const wake = new NamedSemaphore(name, { ...open, initialValue: 0 });
+    if (anonymous) track('semaphore', name);
+    return { segment, words, wake };
+  } catch (error) {
+    segment.close();
+    if (anonymous) removeSegment(name);
+    throw error;
+  }
 }
 
 function closedError(name: string): Error {
@@ -106,10 +123,21 @@ function unlinkQuietly(unlink: () => void): void {
   }
 }
 
-/** Removes a semaphore and the shared memory of the same name, whichever exist. */
-function unlinkPair(name: string): void {
+// Removing what an anonymous object's creator made (and the tracker would remove).
+function removeSemaphore(name: string): void {
   unlinkQuietly(() => NamedSemaphore.unlink(name));
+  untrack('semaphore', name);
+}
+
+function removeSegment(name: string): void {
   unlinkQuietly(() => SharedMemorySegment.unlink(name));
+  untrack('shm', name);
+}
+
+/** Removes a semaphore and the shared memory of the same name. */
+function removePair(name: string): void {
+  removeSemaphore(name);
+  removeSegment(name);
 }
 
 /** True when process `pid` has exited (a zombie counts as exited: it holds nothing). */
@@ -160,6 +188,7 @@ export class Semaphore extends SynchronizationObject implements Acquirable, Redu
     const { name, anonymous } = resolveName(options);
     super(name, anonymous);
     this.sem = new NamedSemaphore(name, { ...openOptions(options, anonymous), initialValue: checkValue(value, name) });
+    if (anonymous) track('semaphore', name);
   }
 
   /** Opens the semaphore `name` made elsewhere (by this package, C or Python). */
@@ -205,7 +234,7 @@ export class Semaphore extends SynchronizationObject implements Acquirable, Redu
   close(): void {
     if (this.sem.closed) return;
     this.sem.close();
-    if (this.anonymous) unlinkQuietly(() => NamedSemaphore.unlink(this.name));
+    if (this.anonymous) removeSemaphore(this.name);
   }
 
   unlink(): void {
@@ -278,15 +307,7 @@ abstract class MutexBase extends SynchronizationObject implements Acquirable {
   constructor(options: SyncOptions) {
     const { name, anonymous } = resolveName(options);
     super(name, anonymous);
-    const open = openOptions(options, anonymous);
-    ({ segment: this.#segment, words: this.#words } = openWords(name, LOCK_WORDS, open));
-    try {
-      this.#wake = new NamedSemaphore(name, { ...open, initialValue: 0 });
-    } catch (error) {
-      this.#segment.close();
-      if (anonymous) unlinkQuietly(() => SharedMemorySegment.unlink(name));
-      throw error;
-    }
+    ({ segment: this.#segment, words: this.#words, wake: this.#wake } = openWordsAndWake(name, LOCK_WORDS, options, anonymous));
   }
 
   /** Removes both kernel objects of the lock named `name`. */
@@ -474,7 +495,7 @@ abstract class MutexBase extends SynchronizationObject implements Acquirable {
       waiter.settle(closedError(this.name));
       waiter.stop.abort();
     }
-    if (this.anonymous) unlinkPair(this.name);
+    if (this.anonymous) removePair(this.name);
   }
 
   unlink(): void {
@@ -615,10 +636,12 @@ export class Condition extends SynchronizationObject implements Reducible {
     try {
       for (const part of CONDITION_PARTS) {
         semaphores.push(new Semaphore(0, { ...options, name: `${name}.${part}`, exclusive: anonymous || options.exclusive }));
+        if (anonymous) track('semaphore', `${name}.${part}`);
       }
     } catch (error) {
       for (const semaphore of semaphores) semaphore.close();
       if (this.#ownsLock) this.#lock.close();
+      if (anonymous) Condition.#remove(name);
       throw error;
     }
     [this.#sleeping, this.#woken, this.#waitSemaphore] = semaphores as [Semaphore, Semaphore, Semaphore];
@@ -739,7 +762,7 @@ export class Condition extends SynchronizationObject implements Reducible {
   close(): void {
     for (const semaphore of [this.#sleeping, this.#woken, this.#waitSemaphore]) semaphore.close();
     if (this.#ownsLock) this.#lock.close();
-    if (this.anonymous) Condition.#unlinkQuietly(this.name);
+    if (this.anonymous) Condition.#remove(this.name);
   }
 
   /** Removes the condition's semaphores (not its lock, which has its own name). */
@@ -751,8 +774,8 @@ export class Condition extends SynchronizationObject implements Reducible {
     for (const part of CONDITION_PARTS) NamedSemaphore.unlink(`${name}.${part}`);
   }
 
-  static #unlinkQuietly(name: string): void {
-    for (const part of CONDITION_PARTS) unlinkQuietly(() => NamedSemaphore.unlink(`${name}.${part}`));
+  static #remove(name: string): void {
+    for (const part of CONDITION_PARTS) removeSemaphore(`${name}.${part}`);
   }
 
   [reduceSymbol](): Reduction {
@@ -815,15 +838,7 @@ export class Event extends SynchronizationObject implements Reducible {
   constructor(options: SyncOptions = {}) {
     const { name, anonymous } = resolveName(options);
     super(name, anonymous);
-    const open = openOptions(options, anonymous);
-    ({ segment: this.#segment, words: this.#words } = openWords(name, EVENT_WORDS, open));
-    try {
-      this.#wake = new NamedSemaphore(name, { ...open, initialValue: 0 });
-    } catch (error) {
-      this.#segment.close();
-      if (anonymous) unlinkQuietly(() => SharedMemorySegment.unlink(name));
-      throw error;
-    }
+    ({ segment: this.#segment, words: this.#words, wake: this.#wake } = openWordsAndWake(name, EVENT_WORDS, options, anonymous));
   }
 
   static open(name: string): Event {
@@ -891,7 +906,7 @@ export class Event extends SynchronizationObject implements Reducible {
     if (this.#wake.closed) return;
     this.#wake.close();
     this.#segment.close();
-    if (this.anonymous) unlinkPair(this.name);
+    if (this.anonymous) removePair(this.name);
   }
 
   unlink(): void {
@@ -947,15 +962,20 @@ export class Barrier extends SynchronizationObject implements Reducible {
     this.action = action;
     this.timeout = timeout;
     const open = openOptions(options, anonymous);
-    ({ segment: this.#segment, words: this.#words } = openWords(name, BARRIER_WORDS, open));
+    ({ segment: this.#segment, words: this.#words } = openWords(name, BARRIER_WORDS, open, anonymous));
     let lock: Lock | undefined;
     try {
       lock = new Lock({ ...options, name: `${name}.lock`, exclusive: open.exclusive });
+      if (anonymous) {
+        track('shm', `${name}.lock`);
+        track('semaphore', `${name}.lock`);
+      }
       this.#condition = new Condition(lock, { ...options, name: `${name}.cond`, exclusive: open.exclusive });
+      if (anonymous) for (const part of CONDITION_PARTS) track('semaphore', `${name}.cond.${part}`);
     } catch (error) {
       lock?.close();
       this.#segment.close();
-      if (anonymous) Barrier.#unlinkAll(name);
+      if (anonymous) Barrier.#removeAll(name);
       throw error;
     }
   }
@@ -1055,7 +1075,7 @@ export class Barrier extends SynchronizationObject implements Reducible {
     this.#condition.close();
     this.#condition.lock.close();
     this.#segment.close();
-    if (this.anonymous) Barrier.#unlinkAll(this.name);
+    if (this.anonymous) Barrier.#removeAll(this.name);
   }
 
   unlink(): void {
@@ -1065,7 +1085,8 @@ export class Barrier extends SynchronizationObject implements Reducible {
   /** Removes the barrier's shared memory, lock and condition. */
   static unlink(name: string): void {
     SharedMemorySegment.unlink(name);
-    Barrier.#unlinkAll(name);
+    Lock.unlink(`${name}.lock`);
+    Condition.unlink(`${name}.cond`);
   }
 
   [reduceSymbol](): Reduction {
@@ -1076,10 +1097,10 @@ export class Barrier extends SynchronizationObject implements Reducible {
     return `<Barrier at ${this.name} parties=${this.parties} n_waiting=${this.n_waiting} broken=${this.broken}>`;
   }
 
-  static #unlinkAll(name: string): void {
-    unlinkQuietly(() => SharedMemorySegment.unlink(name));
-    unlinkPair(`${name}.lock`);
-    for (const part of CONDITION_PARTS) unlinkQuietly(() => NamedSemaphore.unlink(`${name}.cond.${part}`));
+  static #removeAll(name: string): void {
+    removeSegment(name);
+    removePair(`${name}.lock`);
+    for (const part of CONDITION_PARTS) removeSemaphore(`${name}.cond.${part}`);
   }
 
   get #state(): number {

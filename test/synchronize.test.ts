@@ -360,6 +360,24 @@ test('10 000 concurrent acquireAsync on a Lock and waitAsync on an Event leave f
   assert.equal(acquired, 10_000);
 });
 
+test('anonymous objects of a SIGKILLed creator are removed by the resource tracker', async () => {
+  const creator = child('anonymous', {});
+  const [line] = await once(creator.stdout!, 'data') as [Buffer];
+  const { files } = JSON.parse(line.toString()) as { files: string[] };
+  // Lock 2, RLock 2, Semaphore 1, BoundedSemaphore 1, Event 2, Condition 3 + its RLock 2, Barrier 1 + 2 + 3.
+  assert.equal(files.length, 19, files.join(' '));
+  creator.kill('SIGKILL');
+  await once(creator, 'close');
+  const deadline = Date.now() + 2000;
+  let left = files;
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = new Set(readdirSync('/dev/shm'));
+    left = files.filter((file) => now.has(file));
+  }
+  assert.deepEqual(left, []);
+});
+
 test('objects cross to other processes as a reduction naming them; anonymous ones vanish when closed', (t) => {
   const before = readdirSync('/dev/shm').filter((file) => file.includes(`pmp-${process.pid}-`)).length;
   for (let i = 0; i < 50; i++) {
