@@ -48,12 +48,6 @@ export interface Held extends Disposable, AsyncDisposable {
   release(): void;
 }
 
-interface Acquirable {
-  acquire(block?: boolean, timeout?: number | null): boolean;
-  acquireAsync(options?: WaitOptions): Promise<boolean>;
-  release(): void;
-}
-
 // How long a waiter sleeps before it looks at a Lock's holder again.
 const OWNER_CHECK_SECONDS = 0.2;
 
@@ -79,7 +73,7 @@ function checkValue(value: number, name: string): number {
   return value;
 }
 
-function held(lock: Acquirable): Held {
+function held(lock: { release(): void }): Held {
   let released = false;
   const release = () => {
     if (released) return;
@@ -181,7 +175,26 @@ abstract class SynchronizationObject implements Disposable, AsyncDisposable {
 // ---------------------------------------------------------------------------
 // Semaphore, BoundedSemaphore: the named semaphore's value is the truth.
 
-export class Semaphore extends SynchronizationObject implements Acquirable, Reducible {
+/** An object with acquire and release, and Python's `with` as hold(). */
+abstract class AcquirableObject extends SynchronizationObject {
+  abstract acquire(block?: boolean, timeout?: number | null): boolean;
+  abstract acquireAsync(options?: WaitOptions): Promise<boolean>;
+  abstract release(): void;
+
+  /** using held = x.hold(): acquires now (waiting as long as it takes), releases when disposed. */
+  hold(): Held {
+    this.acquire();
+    return held(this);
+  }
+
+  /** await using held = await x.holdAsync(): the same without blocking the event loop. */
+  async holdAsync(options: { signal?: AbortSignal } = {}): Promise<Held> {
+    await this.acquireAsync({ signal: options.signal });
+    return held(this);
+  }
+}
+
+export class Semaphore extends AcquirableObject implements Reducible {
   protected readonly sem: NamedSemaphore;
 
   constructor(value = 1, options: SyncOptions = {}) {
@@ -218,17 +231,6 @@ export class Semaphore extends SynchronizationObject implements Acquirable, Redu
 
   get_value(): number {
     return Math.max(0, this.sem.value);
-  }
-
-  /** using held = sem.hold(): acquires now, releases when disposed. */
-  hold(): Held {
-    this.acquire();
-    return held(this);
-  }
-
-  async holdAsync(options: { signal?: AbortSignal } = {}): Promise<Held> {
-    await this.acquireAsync({ signal: options.signal });
-    return held(this);
   }
 
   close(): void {
@@ -292,7 +294,7 @@ interface AsyncLockWaiter {
   done: boolean;
 }
 
-abstract class MutexBase extends SynchronizationObject implements Acquirable {
+abstract class MutexBase extends AcquirableObject {
   readonly #segment: SharedMemorySegment;
   readonly #words: Int32Array;
   // The semaphore sleepers wait on; a release with WAITERS set posts it.
@@ -304,10 +306,15 @@ abstract class MutexBase extends SynchronizationObject implements Acquirable {
   #serving = false;
   #deadOwner: number | null = null;
 
-  constructor(options: SyncOptions) {
+  constructor(options: SyncOptions = {}) {
     const { name, anonymous } = resolveName(options);
     super(name, anonymous);
     ({ segment: this.#segment, words: this.#words, wake: this.#wake } = openWordsAndWake(name, LOCK_WORDS, options, anonymous));
+  }
+
+  /** Opens the lock `name` made by another process. */
+  static open<T extends MutexBase>(this: new (options: SyncOptions) => T, name: string): T {
+    return new this({ name, create: false });
   }
 
   /** Removes both kernel objects of the lock named `name`. */
@@ -334,22 +341,29 @@ abstract class MutexBase extends SynchronizationObject implements Acquirable {
     return Atomics.load(this.#words, STATE) & PID_MASK;
   }
 
-  abstract acquire(block?: boolean, timeout?: number | null): boolean;
-  abstract acquireAsync(options?: WaitOptions): Promise<boolean>;
-  abstract release(): void;
+  // RLock: the owner acquiring again only counts.
+  protected abstract reenter(): boolean;
 
-  hold(): Held {
-    this.acquire();
-    return held(this);
+  /**
+   * Takes the lock: blocks up to `timeout` seconds (null: forever); with
+   * block = false only tries. False when it could not.
+   */
+  acquire(block = true, timeout: number | null = null): boolean {
+    if (this.reenter()) return true;
+    if (!this.lockWord(waitSeconds(timeout, Boolean(block)))) return false;
+    this.count++;
+    return true;
   }
 
-  async holdAsync(options: { signal?: AbortSignal } = {}): Promise<Held> {
-    await this.acquireAsync({ signal: options.signal });
-    return held(this);
+  async acquireAsync(options: WaitOptions = {}): Promise<boolean> {
+    if (this.reenter()) return true;
+    if (!(await this.lockWordAsync(waitSeconds(options.timeout), options.signal))) return false;
+    this.count++;
+    return true;
   }
 
   /** Takes the word: a compare-and-swap when free, else sleeps on the semaphore. */
-  protected lockWord(seconds: number): boolean {
+  private lockWord(seconds: number): boolean {
     this.#checkOpen();
     if (Atomics.compareExchange(this.#words, STATE, 0, this.#pid) === 0) return this.#took(null);
     const deadline = deadlineAfter(seconds);
@@ -366,7 +380,7 @@ abstract class MutexBase extends SynchronizationObject implements Acquirable {
     }
   }
 
-  protected lockWordAsync(seconds: number, signal: AbortSignal | undefined): Promise<boolean> {
+  private lockWordAsync(seconds: number, signal: AbortSignal | undefined): Promise<boolean> {
     try {
       this.#checkOpen();
     } catch (error) {
@@ -526,24 +540,8 @@ abstract class MutexBase extends SynchronizationObject implements Acquirable {
  * release it; releasing it when free throws ValueError.
  */
 export class Lock extends MutexBase implements Reducible {
-  constructor(options: SyncOptions = {}) {
-    super(options);
-  }
-
-  static open(name: string): Lock {
-    return new this({ name, create: false });
-  }
-
-  acquire(block = true, timeout: number | null = null): boolean {
-    if (!this.lockWord(waitSeconds(timeout, Boolean(block)))) return false;
-    this.count++;
-    return true;
-  }
-
-  async acquireAsync(options: WaitOptions = {}): Promise<boolean> {
-    if (!(await this.lockWordAsync(waitSeconds(options.timeout), options.signal))) return false;
-    this.count++;
-    return true;
+  protected reenter(): boolean {
+    return false;
   }
 
   release(): void {
@@ -565,30 +563,8 @@ export class Lock extends MutexBase implements Reducible {
  * acquire it again; each acquire needs a release. Only the owner releases.
  */
 export class RLock extends MutexBase implements Reducible {
-  constructor(options: SyncOptions = {}) {
-    super(options);
-  }
-
-  static open(name: string): RLock {
-    return new this({ name, create: false });
-  }
-
-  acquire(block = true, timeout: number | null = null): boolean {
-    if (this.count > 0) {
-      this.count++;
-      return true;
-    }
-    if (!this.lockWord(waitSeconds(timeout, Boolean(block)))) return false;
-    this.count = 1;
-    return true;
-  }
-
-  async acquireAsync(options: WaitOptions = {}): Promise<boolean> {
-    if (this.count > 0) {
-      this.count++;
-      return true;
-    }
-    if (!(await this.lockWordAsync(waitSeconds(options.timeout), options.signal))) return false;
+  protected reenter(): boolean {
+    if (this.count <= 0) return false;
     this.count++;
     return true;
   }
@@ -864,42 +840,33 @@ export class Event extends SynchronizationObject implements Reducible {
 
   /** Sleeps until the flag is set (or `timeout` seconds); returns the flag. */
   wait(timeout: number | null = null): boolean {
-    const words = this.#live();
-    if (Atomics.load(words, FLAG) === 1) return true;
-    const deadline = deadlineAfter(waitSeconds(timeout));
-    if (secondsUntil(deadline) === 0) return false;
-    Atomics.add(words, SLEEPERS, 1);
-    try {
-      const generation = Atomics.load(words, GENERATION);
-      while (Atomics.load(words, FLAG) === 0 && Atomics.load(words, GENERATION) === generation) {
-        const left = secondsUntil(deadline);
-        if (left <= 0) break;
-        this.#wake.acquire(left === Infinity ? null : left);
-      }
-    } finally {
-      Atomics.sub(words, SLEEPERS, 1);
-    }
-    return Atomics.load(words, FLAG) === 1;
+    for (const seconds of this.#sleeps(timeout)) this.#wake.acquire(seconds);
+    return this.is_set();
   }
 
   async waitAsync(options: WaitOptions = {}): Promise<boolean> {
+    if (!this.is_set() && options.signal?.aborted) throw abortError(options.signal);
+    for (const seconds of this.#sleeps(options.timeout)) await this.#wake.acquireAsync({ timeout: seconds, signal: options.signal });
+    return this.is_set();
+  }
+
+  // Counts the caller among the sleepers and yields how long to sleep on the
+  // semaphore until the flag is set, set() was called, or the time is up.
+  *#sleeps(timeout: number | null | undefined): Generator<number | null> {
     const words = this.#live();
-    if (Atomics.load(words, FLAG) === 1) return true;
-    const deadline = deadlineAfter(waitSeconds(options.timeout));
-    if (secondsUntil(deadline) === 0) return false;
-    if (options.signal?.aborted) throw abortError(options.signal);
+    if (Atomics.load(words, FLAG) === 1) return;
+    const deadline = deadlineAfter(waitSeconds(timeout));
     Atomics.add(words, SLEEPERS, 1);
     try {
       const generation = Atomics.load(words, GENERATION);
       while (Atomics.load(words, FLAG) === 0 && Atomics.load(words, GENERATION) === generation) {
         const left = secondsUntil(deadline);
-        if (left <= 0) break;
-        await this.#wake.acquireAsync({ timeout: left === Infinity ? null : left, signal: options.signal });
+        if (left <= 0) return;
+        yield left === Infinity ? null : left;
       }
     } finally {
       if (!this.#segment.closed) Atomics.sub(words, SLEEPERS, 1);
     }
-    return Atomics.load(words, FLAG) === 1;
   }
 
   close(): void {

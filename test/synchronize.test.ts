@@ -12,7 +12,7 @@ import {
 } from '../lib/index.js';
 import { SharedMemorySegment } from '../lib/posix.js';
 import { reduceSymbol } from '../lib/reduction.js';
-import { finished, testName } from './helpers.js';
+import { finished, PY_SEM_CTYPES, testName } from './helpers.js';
 
 type Closable = { close(): void; unlink?(): void };
 type Context = { after(fn: () => void): void };
@@ -142,15 +142,7 @@ test('Semaphore and BoundedSemaphore: values, timeouts, over-release, bad start 
 
 test('Semaphore is shared with a CPython peer through sem_open by name', async (t) => {
   const semaphore = named(t, (name) => new Semaphore(2, { name }));
-  const script = `
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.sem_open.restype = ctypes.c_void_p
-libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
-for f in (libc.sem_wait, libc.sem_post, libc.sem_close):
-    f.argtypes = [ctypes.c_void_p]
-libc.sem_getvalue.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
-sem = libc.sem_open(sys.argv[1].encode(), 0)
+  const script = `${PY_SEM_CTYPES}
 value = ctypes.c_int()
 libc.sem_getvalue(sem, ctypes.byref(value)); print(value.value)
 libc.sem_wait(sem); libc.sem_wait(sem)
