@@ -191,3 +191,23 @@ test('a value dropped without close() is removed once collected, and at exit at 
   assert.equal(left, '0', 'collected values released their segments');
   assert.ok(!existsSync(`/dev/shm${kept}`), 'a value alive at exit is removed at exit');
 });
+
+test("a killed creator's values and generated SharedMemory blocks are removed by the resource tracker", async () => {
+  const script = `
+    import { RawArray } from ${JSON.stringify(new URL('../lib/sharedctypes.js', import.meta.url).href)};
+    import { SharedMemory } from ${JSON.stringify(new URL('../lib/shared_memory.js', import.meta.url).href)};
+    import { reduceSymbol } from ${JSON.stringify(new URL('../lib/reduction.js', import.meta.url).href)};
+    const array = RawArray('d', 100);
+    const shm = new SharedMemory({ create: true, size: 100 });
+    console.log(array[reduceSymbol]()[2][1], '/' + shm.name);
+    setInterval(() => {}, 1000);`;
+  const creator = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const names = await new Promise<string[]>((resolve) => creator.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim().split(' '))));
+  assert.ok(names.every((name) => existsSync(`/dev/shm${name}`)));
+  creator.kill('SIGKILL');
+  await finished(creator);
+  for (let waited = 0; waited < 2000 && names.some((name) => existsSync(`/dev/shm${name}`)); waited += 20) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.deepEqual(names.filter((name) => existsSync(`/dev/shm${name}`)), []);
+});
