@@ -242,3 +242,9 @@ test('a transfer list copies the mapped Buffer instead of moving the mapping awa
   copy[0] = 0;
   assert.equal(segment.buffer.toString('latin1', 0, 4), 'stay', 'the copy is not shared');
 });
+
+test('a segment larger than a Buffer can be is refused with a RangeError, and a new one is not left behind', () => {
+  const name = testName('huge');
+  assert.throws(() => new SharedMemorySegment(name, { create: true, exclusive: true, size: 2 ** 33 }), { name: 'RangeError', message: /maps at most/ });
+  assert.ok(!existsSync(`/dev/shm${name}`));
+});
