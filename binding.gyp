@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/errors.cc",
         "native/poller.cc",
+        "native/process.cc",
         "native/mqueue.cc",
         "native/semaphore.cc",
         "native/shm.cc",

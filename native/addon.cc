@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSemaphore(env, exports);
   InitSharedMemory(env, exports);
   InitSocket(env, exports);
+  InitProcess(env, exports);
   return exports;
 }
 
