@@ -131,6 +131,35 @@ export function frame(payload: Uint8Array): Buffer {
   return framed;
 }
 
+/** Splits a byte stream into frames (see frame()). */
+export class FrameReader {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #needed = 4;
+
+  /** Adds bytes; returns the frames they complete, in order. */
+  push(chunk: Buffer): Buffer[] {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    const frames: Buffer[] = [];
+    while (this.#buffered >= this.#needed) {
+      let data = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#buffered);
+      let offset = 0;
+      while (data.length - offset >= 4) {
+        const length = data.readUInt32BE(offset);
+        if (data.length - offset - 4 < length) break;
+        frames.push(data.subarray(offset + 4, offset + 4 + length));
+        offset += 4 + length;
+      }
+      data = data.subarray(offset);
+      this.#chunks = data.length > 0 ? [data] : [];
+      this.#buffered = data.length;
+      this.#needed = data.length >= 4 ? 4 + data.readUInt32BE(0) : 4;
+    }
+    return frames;
+  }
+}
+
 /** Reads one frame from a blocking descriptor; null at end of file. */
 function readFrameSync(fd: number): Buffer | null {
   const header = readExactlySync(fd, 4);
