@@ -13,7 +13,7 @@ import * as errors from './errors.js';
 import { ProcessError, TimeoutError, ValueError, isOSError } from './errors.js';
 import { READABLE, WRITABLE, binding, type FdPoller, type PollerBinding } from './native.js';
 import {
-  FrameReader, Process, cpu_count, exportedFunction, formatException, frame, moduleSpecifier, native,
+  FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, frame, moduleSpecifier, native,
   parentChannel, targetName, type Target,
 } from './process.js';
 import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
@@ -741,7 +741,7 @@ class Engine {
   #forget(worker: WorkerHandle): void {
     worker.alive = false;
     worker.poller.close();
-    fs.closeSync(worker.fd);
+    closeChannel(worker.fd);
     this.workers.delete(worker);
     if (this.workers.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { frameHeader } from './connection.js';
 import { AssertionError, ValueError, isOSError } from './errors.js';
 import { binding } from './native.js';
 import { FIRST_INHERITED_FD, collectingDescriptors } from './reduction.js';
@@ -22,11 +23,29 @@ interface ProcessBinding {
   pidfdOpen(pid: number): number;
   exitStatus(pid: number): number | null | undefined;
   poll(fds: number[], events: number[], seconds: number): number[];
-  socketPair(): [parentEnd: number, childEnd: number];
   setCloexec(fd: number): void;
   setParentDeathSignal(signal: number): void;
+  // The channel to a child is a socketpair from connection's slice of the addon.
+  socket: {
+    socketpair(): [number, number];
+    setBlocking(fd: number, blocking: boolean): void;
+    close(fd: number): void;
+  };
 }
 export const native = binding<ProcessBinding>();
+const sys = native.socket;
+
+/** Our end of a channel to a child: non-blocking, polled by the pool. */
+function openChannel(): [parentEnd: number, childEnd: number] {
+  const [parentEnd, childEnd] = sys.socketpair();
+  sys.setBlocking(parentEnd, false);
+  return [parentEnd, childEnd];
+}
+
+/** Closes a channel end made by channel(). */
+export function closeChannel(fd: number): void {
+  sys.close(fd);
+}
 
 /** A target or task function: an export of a module, by name or as the function. */
 export type Target = string | ((...args: never[]) => unknown);
@@ -123,12 +142,22 @@ export function writeAllSync(fd: number, data: Uint8Array): void {
   }
 }
 
-/** A frame on a process channel: a 4-byte big-endian length, then the payload. */
+/** A frame on a process channel, as a Connection's: CPython's header, then the payload. */
 export function frame(payload: Uint8Array): Buffer {
-  const framed = Buffer.allocUnsafe(4 + payload.length);
-  framed.writeUInt32BE(payload.length, 0);
-  framed.set(payload, 4);
+  const header = frameHeader(payload.length);
+  const framed = Buffer.allocUnsafe(header.length + payload.length);
+  framed.set(header, 0);
+  framed.set(payload, header.length);
   return framed;
+}
+
+/** The header's size and the payload's length at the start of `data`, if complete. */
+function parseHeader(data: Buffer, offset: number): [headerSize: number, length: number] | null {
+  if (data.length - offset < 4) return null;
+  const short = data.readInt32BE(offset);
+  if (short !== -1) return [4, short];
+  if (data.length - offset < 12) return null;
+  return [12, Number(data.readBigUInt64BE(offset + 4))];
 }
 
 /** Splits a byte stream into frames (see frame()). */
@@ -142,20 +171,19 @@ export class FrameReader {
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
     const frames: Buffer[] = [];
-    while (this.#buffered >= this.#needed) {
-      let data = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#buffered);
-      let offset = 0;
-      while (data.length - offset >= 4) {
-        const length = data.readUInt32BE(offset);
-        if (data.length - offset - 4 < length) break;
-        frames.push(data.subarray(offset + 4, offset + 4 + length));
-        offset += 4 + length;
-      }
-      data = data.subarray(offset);
-      this.#chunks = data.length > 0 ? [data] : [];
-      this.#buffered = data.length;
-      this.#needed = data.length >= 4 ? 4 + data.readUInt32BE(0) : 4;
+    if (this.#buffered < this.#needed) return frames;
+    let data = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#buffered);
+    let offset = 0;
+    for (let header = parseHeader(data, 0); header !== null && data.length - offset - header[0] >= header[1];
+      header = parseHeader(data, offset)) {
+      frames.push(data.subarray(offset + header[0], offset + header[0] + header[1]));
+      offset += header[0] + header[1];
     }
+    data = data.subarray(offset);
+    this.#chunks = data.length > 0 ? [data] : [];
+    this.#buffered = data.length;
+    const next = parseHeader(data, 0);
+    this.#needed = next !== null ? next[0] + next[1] : data.length < 4 ? 4 : 12;
     return frames;
   }
 }
@@ -163,7 +191,14 @@ export class FrameReader {
 /** Reads one frame from a blocking descriptor; null at end of file. */
 function readFrameSync(fd: number): Buffer | null {
   const header = readExactlySync(fd, 4);
-  return header === null ? null : readExactlySync(fd, header.readUInt32BE(0));
+  if (header === null) return null;
+  let length = header.readInt32BE(0);
+  if (length === -1) {
+    const long = readExactlySync(fd, 8);
+    if (long === null) return null;
+    length = Number(long.readBigUInt64BE(0));
+  }
+  return readExactlySync(fd, length);
 }
 
 function readExactlySync(fd: number, length: number): Buffer | null {
@@ -294,20 +329,20 @@ export class Process {
       parentPid: process.pid, parentName: current_process().name,
     };
     const { result: payload, descriptors } = collectingDescriptors(() => dumps(record));
-    const [parentEnd, childEnd] = native.socketPair();
+    const [parentEnd, childEnd] = openChannel();
     let child: ChildProcess;
     try {
       child = spawn(process.execPath, [...childExecArgv(), BOOTSTRAP, String(FIRST_INHERITED_FD + descriptors.length)], {
         stdio: ['ignore', 'inherit', 'inherit', ...descriptors, childEnd],
       });
     } catch (error) {
-      fs.closeSync(parentEnd);
+      sys.close(parentEnd);
       throw error;
     } finally {
-      fs.closeSync(childEnd);
+      sys.close(childEnd);
     }
     if (child.pid === undefined) {
-      fs.closeSync(parentEnd);
+      sys.close(parentEnd);
       // spawn reports its failure as an 'error' event; the cause is the same synchronously.
       child.on('error', () => {});
       throw new Error(`could not start a Node.js process for ${this.#name} (${process.execPath}): check the process and file-descriptor limits (ulimit -u, ulimit -n)`);
@@ -324,7 +359,7 @@ export class Process {
       if (!isOSError(error, 'EPIPE') && !isOSError(error, 'ECONNRESET')) throw error;
     }
     if (keepChannel) return parentEnd;
-    fs.closeSync(parentEnd);
+    sys.close(parentEnd);
     return -1;
   }
 
