@@ -41,13 +41,13 @@ Object.defineProperty(MaybeEncodingError.prototype, 'name', { value: 'MaybeEncod
 // ---------------------------------------------------------------------------
 // Exceptions crossing: [type name, message, remote stack, OS fields]
 
-type ExceptionRecord = [name: string, message: string, stack: string, extra: Record<string, string | number>];
+type ExceptionRecord = [name: string, message: string, stack: string, fields: [string, string | number][]];
 
 function exceptionRecord(error: Error): ExceptionRecord {
-  const extra: Record<string, string | number> = {};
+  const extra: [string, string | number][] = [];
   for (const key of ['code', 'errno', 'syscall', 'path', 'exc', 'value']) {
     const value = (error as unknown as Record<string, unknown>)[key];
-    if (typeof value === 'string' || typeof value === 'number') extra[key] = value;
+    if (typeof value === 'string' || typeof value === 'number') extra.push([key, value]);
   }
   return [error.name, error.message, formatException(error), extra];
 }
@@ -63,7 +63,7 @@ function rebuildException([name, message, stack, extra]: ExceptionRecord): Error
   const cls = Object.hasOwn(knownErrors, name) ? knownErrors[name] : Error;
   const error = Reflect.construct(Error, [message], cls) as Error;
   if (error.name !== name) Object.defineProperty(error, 'name', { value: name, writable: true, configurable: true });
-  Object.assign(error, extra);
+  for (const [key, value] of extra) Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: true });
   error.cause = new RemoteTraceback(stack);
   return error;
 }

@@ -62,19 +62,11 @@ export interface ProcessOptions {
   daemon?: boolean;
 }
 
-/** What a child reads first from its channel. */
-interface Bootstrap {
-  module: string | null;
-  target: string | null;
-  args: unknown[];
-  kwargs: Record<string, unknown> | null;
-  name: string;
-  identity: number[];
-  daemon: boolean;
-  authkey: Buffer;
-  parentPid: number;
-  parentName: string;
-}
+/** What a child reads first from its channel (a list: it crosses as a pickled list). */
+type Bootstrap = [
+  module: string | null, target: string | null, args: unknown[], kwargs: Record<string, unknown> | null,
+  name: string, identity: number[], daemon: boolean, authkey: Uint8Array, parentPid: number, parentName: string,
+];
 
 const BOOTSTRAP = fileURLToPath(new URL('./spawn.js', import.meta.url));
 
@@ -323,11 +315,10 @@ export class Process {
     if (this.#parentPid !== process.pid) throw new AssertionError('can only start a process object created by current process');
     if (current_process().daemon) throw new AssertionError('daemonic processes are not allowed to have children');
     cleanup();
-    const record: Bootstrap = {
-      module: this.#module, target: this.#target, args: this.#args, kwargs: this.#kwargs,
-      name: this.#name, identity: this.#identity, daemon: this.#daemon, authkey: this.#authkey,
-      parentPid: process.pid, parentName: current_process().name,
-    };
+    const record: Bootstrap = [
+      this.#module, this.#target, this.#args, this.#kwargs, this.#name, this.#identity, this.#daemon, this.#authkey,
+      process.pid, current_process().name,
+    ];
     const { result: payload, descriptors } = collectingDescriptors(() => dumps(record));
     const [parentEnd, childEnd] = openChannel();
     let child: ChildProcess;
@@ -563,28 +554,27 @@ export async function runChild(channelFd: number): Promise<void> {
   for (let fd = FIRST_INHERITED_FD; fd <= channelFd; fd++) native.setCloexec(fd);
   const data = readFrameSync(channelFd);
   if (data === null) process.exit(1);  // the parent died before sending anything
-  const record = loads(data) as Bootstrap;
-  if (record.daemon) {
+  const [module, target, args, kwargs, name, identity, daemon, authkey, parentPid, parentName] = loads(data) as Bootstrap;
+  if (daemon) {
     native.setParentDeathSignal(signalNumbers.SIGTERM);
-    if (process.ppid !== record.parentPid) process.kill(process.pid, 'SIGTERM');
+    if (process.ppid !== parentPid) process.kill(process.pid, 'SIGTERM');
   }
   channel = channelFd;
   current = new Process({
-    [currentMarker]: { name: record.name, identity: record.identity, daemon: record.daemon, authkey: Buffer.from(record.authkey) },
+    [currentMarker]: { name, identity: [...identity], daemon, authkey: Buffer.from(authkey) },
   } as ProcessOptions);
   try {
-    parent = new ParentProcess(record.parentName, record.parentPid);
+    parent = new ParentProcess(parentName, parentPid);
   } catch {
     parent = null;  // the parent has already gone
   }
-  if (record.module === null || record.target === null) return;
+  if (module === null || target === null) return;
   try {
-    const mod = await import(record.module) as Record<string, unknown>;
-    const target = exportedFunction(mod, record.target, record.module);
-    const args = record.kwargs === null ? record.args : [...record.args, record.kwargs];
-    await target(...args);
+    const mod = await import(module) as Record<string, unknown>;
+    const fn = exportedFunction(mod, target, module);
+    await fn(...(kwargs === null ? args : [...args, kwargs]));
   } catch (error) {
-    process.stderr.write(`Process ${record.name}:\n${formatException(error)}\n`);
+    process.stderr.write(`Process ${name}:\n${formatException(error)}\n`);
     process.exitCode = 1;
   }
 }
