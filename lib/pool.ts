@@ -9,11 +9,12 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { inspect } from 'node:util';
+import { frameHeader } from './connection.js';
 import * as errors from './errors.js';
 import { ProcessError, TimeoutError, ValueError, isOSError } from './errors.js';
 import { READABLE, WRITABLE, binding, type FdPoller, type PollerBinding } from './native.js';
 import {
-  FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, frame, moduleSpecifier, native,
+  FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, moduleSpecifier, native,
   parentChannel, targetName, type Target,
 } from './process.js';
 import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
@@ -71,10 +72,61 @@ function rebuildException([name, message, stack, extra]: ExceptionRecord): Error
 // ---------------------------------------------------------------------------
 // The worker side
 
-const enum Kind { Apply, Map, Starmap }
+const enum Kind { Apply, Map, Starmap, Stop }
 const enum Outcome { Value, Exception, Thrown, InitFailed }
 type TaskMessage = [job: number, index: number, fn: string, kind: Kind, payload: unknown];
 type ResultMessage = [job: number, index: number, outcome: Outcome, value: unknown];
+
+// On the wire a message is a frame (frameHeader) holding a small binary
+// envelope, what to do with which task, then the pickled user values:
+//   task:   u8 kind, u32 job, u32 index, u16 length + name of the function, payload
+//   result: u8 outcome, u32 job, u32 index, payload
+function message(kind: number, job: number, index: number, fn: string, payload: Uint8Array): Buffer {
+  const name = Buffer.from(fn);
+  const envelope = 9 + (fn === '' ? 0 : 2 + name.length);
+  const header = frameHeader(envelope + payload.length);
+  const data = Buffer.allocUnsafe(header.length + envelope + payload.length);
+  data.set(header, 0);
+  let at = data.writeUInt8(kind, header.length);
+  at = data.writeUInt32BE(job, at);
+  at = data.writeUInt32BE(index, at);
+  if (fn !== '') {
+    at = data.writeUInt16BE(name.length, at);
+    at += name.copy(data, at);
+  }
+  data.set(payload, at);
+  return data;
+}
+
+function encodeTask([job, index, fn, kind, payload]: TaskMessage): Buffer {
+  return message(kind, job, index, fn, dumps(payload));
+}
+
+const STOP = message(Kind.Stop, 0, 0, '', dumps(null));
+
+function decodeTask(data: Buffer): TaskMessage {
+  const kind = data.readUInt8(0) as Kind;
+  if (kind === Kind.Stop) return [0, 0, '', kind, null];
+  const length = data.readUInt16BE(9);
+  return [data.readUInt32BE(1), data.readUInt32BE(5), data.toString('utf8', 11, 11 + length), kind, loads(data.subarray(11 + length))];
+}
+
+/** A result; one that cannot be pickled becomes a MaybeEncodingError, as in CPython. */
+function encodeResult([job, index, outcome, value]: ResultMessage): Buffer {
+  let payload: Uint8Array;
+  try {
+    payload = dumps(value);
+  } catch (error) {
+    const reason = outcome === Outcome.Exception ? (value as ExceptionRecord)[1] : inspect(error);
+    const failure = new MaybeEncodingError(reason, inspect(value, { depth: 1 }));
+    return message(Outcome.Exception, job, index, '', dumps(exceptionRecord(failure)));
+  }
+  return message(outcome, job, index, '', payload);
+}
+
+function decodeResult(data: Buffer): ResultMessage {
+  return [data.readUInt32BE(1), data.readUInt32BE(5), data.readUInt8(0) as Outcome, loads(data.subarray(9))];
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
@@ -83,7 +135,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** A pool worker's main loop (the target of its Process): run tasks in order until told to stop. */
 export async function poolWorker(specifier: string | null, initializer: string | null, initargs: unknown[], maxtasks: number | null): Promise<void> {
   const socket = new net.Socket({ fd: parentChannel(), readable: true, writable: true });
-  const send = (message: ResultMessage) => socket.write(frame(encodeResult(message)));
+  const send = (message: ResultMessage) => socket.write(encodeResult(message));
   const finish = () => socket.end(() => process.exit(0));
   socket.on('error', () => process.exit(0));  // the pool is gone
   let mod: Record<string, unknown> = {};
@@ -120,9 +172,8 @@ export async function poolWorker(specifier: string | null, initializer: string |
     socket.cork();
     corkedAt = performance.now();
     while (inbox.length > 0) {
-      const message = loads(inbox.shift() as Buffer) as TaskMessage | null;
-      if (message === null) return finish();
-      const [job, index, name, kind, payload] = message;
+      const [job, index, name, kind, payload] = decodeTask(inbox.shift() as Buffer);
+      if (kind === Kind.Stop) return finish();
       let reply: ResultMessage;
       try {
         const fn = lookup(name);
@@ -162,17 +213,6 @@ export async function poolWorker(specifier: string | null, initializer: string |
     if (!running) void run();
   });
   socket.on('end', () => process.exit(0));  // the pool closed our channel
-}
-
-function encodeResult(message: ResultMessage): Buffer {
-  try {
-    return dumps(message);
-  } catch (error) {
-    const [job, index, outcome, value] = message;
-    const reason = outcome === Outcome.Exception ? (value as ExceptionRecord)[1] : inspect(error);
-    const failure = new MaybeEncodingError(reason, inspect(value, { depth: 1 }));
-    return dumps([job, index, Outcome.Exception, exceptionRecord(failure)] satisfies ResultMessage);
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -677,7 +717,7 @@ class Engine {
       }
       if (n === 0) return this.#died(worker);
       const frames = worker.reader.push(Buffer.from(this.#readBuffer.subarray(0, n)));
-      for (const data of frames) this.#result(worker, loads(data) as ResultMessage);
+      for (const data of frames) this.#result(worker, decodeResult(data));
       if (n < this.#readBuffer.length) return;
     }
   }
@@ -773,7 +813,7 @@ class Engine {
       } else {
         let data: Buffer;
         try {
-          data = frame(dumps([task.job.job, task.index, task.fn, task.kind, task.payload] satisfies TaskMessage));
+          data = encodeTask([task.job.job, task.index, task.fn, task.kind, task.payload]);
         } catch (error) {
           task.job._set(task.index, false, error);
           continue;
@@ -792,7 +832,7 @@ class Engine {
       for (const worker of this.workers) {
         if (!worker.stopSent && worker.outstanding.length === 0) {
           worker.stopSent = true;
-          worker.outbox.push(frame(dumps(null)));
+          worker.outbox.push(STOP);
         }
       }
     }
