@@ -571,7 +571,7 @@ class WorkerHandle {
   /** Tasks sent ahead: many while tasks take microseconds, one when they take long. */
   get window(): number {
     if (this.serviceMs < 0) return 1;
-    return Math.max(1, Math.min(64, Math.ceil(2 / Math.max(this.serviceMs, 1e-3))));
+    return Math.max(1, Math.min(512, Math.ceil(2 / Math.max(this.serviceMs, 1e-3))));
   }
 }
 
