@@ -2,3 +2,4 @@
 export * from './errors.js';
 export { Pipe, Connection, Listener, Client, ClientAsync, type Address, type Family, type ListenerOptions, type ClientOptions } from './connection.js';
 export { Process, ParentProcess, current_process, parent_process, active_children, cpu_count, type ProcessOptions, type Target } from './process.js';
+export { Queue, SimpleQueue, JoinableQueue, MAX_BATCH, type QueueOptions, type OpenOptions, type Codec, type CodecName } from './queues.js';
