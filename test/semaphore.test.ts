@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { NamedSemaphore } from '../lib/posix.js';
 import { binding } from '../lib/native.js';
-import { finished, testName } from './helpers.js';
+import { finished, PY_SEM_CTYPES, testName } from './helpers.js';
 
 const posixUrl = new URL('../lib/posix.js', import.meta.url).href;
 
@@ -23,16 +23,6 @@ function created(t: { after(fn: () => void): void }, initialValue = 0, label = '
   return sem;
 }
 
-// A ctypes binding of sem_open/sem_wait/sem_post for a CPython peer.
-const PY_SEM = `
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.sem_open.restype = ctypes.c_void_p
-libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
-for f in (libc.sem_wait, libc.sem_post, libc.sem_close):
-    f.argtypes = [ctypes.c_void_p]
-sem = libc.sem_open(sys.argv[1].encode(), 0) if len(sys.argv) > 1 else None
-`;
 
 function threadCount(): number {
   return Number(/Threads:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
@@ -147,14 +137,14 @@ test('waiters leaving while tokens are in flight lose no token and take none twi
 test('a semaphore released by CPython (ctypes sem_post) wakes acquireAsync', async (t) => {
   const sem = created(t);
   const waiting = sem.acquireAsync({ timeout: 10 });
-  const peer = spawn('python3', ['-c', `${PY_SEM}\nlibc.sem_post(sem); libc.sem_close(sem)`, sem.name]);
+  const peer = spawn('python3', ['-c', `${PY_SEM_CTYPES}\nlibc.sem_post(sem); libc.sem_close(sem)`, sem.name]);
   assert.equal((await finished(peer)).code, 0);
   assert.equal(await waiting, true);
 });
 
 test('a release from Node wakes a CPython process blocked in sem_wait', async (t) => {
   const sem = created(t);
-  const peer = spawn('python3', ['-c', `${PY_SEM}\nprint('waiting', flush=True)\nlibc.sem_wait(sem)\nprint('acquired', flush=True)`, sem.name]);
+  const peer = spawn('python3', ['-c', `${PY_SEM_CTYPES}\nprint('waiting', flush=True)\nlibc.sem_wait(sem)\nprint('acquired', flush=True)`, sem.name]);
   const result = finished(peer);
   await once(peer.stdout!, 'data');
   sem.release();
