@@ -123,7 +123,10 @@ function resolveCodec(codec: CodecName | Codec | undefined): { name: CodecName |
 
 /** Queues with unflushed messages: the process waits for them at exit, as Python joins its feeder threads. */
 const feeding = new Set<Queue<unknown>>();
+/** Queues holding objects of a batch this process received but did not get: they go back at exit. */
+const holding = new Set<Queue<unknown>>();
 process.on('exit', () => {
+  for (const queue of holding) queue.returnHeld();
   for (const queue of feeding) queue.flushAtExit();
 });
 
@@ -300,6 +303,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    */
   close(): void {
     if (this.#closed) return;
+    this.returnHeld();
     this.#closed = true;
     this.#feeder?.close();
     this.kernel.close();
@@ -353,6 +357,18 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     if (this.#codecName === 'custom') throw new TypeError(`${this} has a custom codec, which cannot cross to another process; give the other process its own Queue.open(name, { codec })`);
     this.#shared = true;
     return [MODULE, 'Queue', [this.constructor.name, this.name, this.#codecName, this.#batch]];
+  }
+
+  /**
+   * Puts back the objects of a batch this process received and did not get
+   * (at close and at exit), so a consumer that stops (at its sentinel, say)
+   * does not keep work, or another consumer's sentinel, from the others.
+   */
+  returnHeld(): void {
+    if (this.#closed || this.#ready.length === 0) return;
+    const feeder = this.#startFeeder();
+    for (const entry of this.#ready.splice(0)) feeder.push(entry, false);
+    holding.delete(this as Queue<unknown>);
   }
 
   /** Called at process exit: waits for the feeder unless cancel_join_thread() was called. */
@@ -428,6 +444,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
           at += 4 + length;
         }
         this.#ready.push(...entries.slice(1));
+        holding.add(this as Queue<unknown>);
         return this.#unframe(entries[0]!);
       }
       case HANDOFF:
