@@ -163,6 +163,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   #closed = false;
   #joinCancelled = false;
   #feeder: FeederHandle | null = null;
+  /** Hand-off segments whose frames wait in the feeder: the tracker removes them if this process dies first. */
+  #handOffsInFlight: string[] = [];
   /** Entries of a batch this process received and has not returned yet (each one as a single message would be). */
   #ready: Buffer[] = [];
 
@@ -320,7 +322,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Waits until everything this process put reached the kernel queue; only after close(), as in Python. */
   join_thread(): void {
     if (!this.#closed) throw new AssertionError(`Queue ${this} not closed`);
-    this.#feeder?.flush(Infinity);
+    this.#flushed(this.#feeder?.flush(Infinity) ?? true);
   }
 
   /** The process may exit without waiting for what it put to reach the kernel queue (it is then lost). */
@@ -373,7 +375,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
 
   /** Called at process exit: waits for the feeder unless cancel_join_thread() was called. */
   flushAtExit(): void {
-    if (!this.#joinCancelled) this.#feeder?.flush(Infinity);
+    if (!this.#joinCancelled) this.#flushed(this.#feeder?.flush(Infinity) ?? true);
+  }
+
+  /** Once every frame reached the kernel queue, its hand-off segments belong to the queue, not to this process. */
+  #flushed(everything: boolean): void {
+    if (!everything) return;
+    for (const name of this.#handOffsInFlight.splice(0)) untrack('shm', name);
   }
 
   #checkOpen(): void {
@@ -415,12 +423,16 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       feeder.push(escaped ? Buffer.concat([Buffer.of(ESCAPED), payload]) : payload, this.#batch);
       return;
     }
-    feeder.push(handOff(payload), false);
+    const { frame, segment } = handOff(payload);
+    track('shm', segment);
+    if (feeder.push(frame, false) === 0) untrack('shm', segment);
+    else this.#handOffsInFlight.push(segment);
   }
 
   #startFeeder(): FeederHandle {
     if (this.#feeder === null) {
       this.#feeder = new native.Feeder(this.name, this.#batch ? MAX_BATCH : 1, () => {
+        this.#flushed(this.#feeder!.pending === 0);
         if (this.#closed && this.#feeder!.pending === 0) feeding.delete(this as Queue<unknown>);
       });
       if (this.#joinCancelled) this.#feeder.keepAlive(false);
@@ -482,7 +494,7 @@ function openIfExists(name: string): NamedSemaphore | null {
 }
 
 /** Writes a large payload to a new shared memory segment; the frame names it. The receiver unlinks it. */
-function handOff(payload: Uint8Array): Buffer {
+function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
   const name = anonymousName();
   const segment = new SharedMemorySegment(name, { create: true, exclusive: true, size: payload.byteLength });
   try {
@@ -498,7 +510,7 @@ function handOff(payload: Uint8Array): Buffer {
   frame[0] = HANDOFF;
   frame.writeBigUInt64LE(BigInt(payload.byteLength), 1);
   nameBytes.copy(frame, HANDOFF_HEADER);
-  return frame;
+  return { frame, segment: name };
 }
 
 function takeHandOff(frame: Buffer): Buffer {

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Empty, Full, JoinableQueue, Queue, SimpleQueue, ValueError } from '../lib/index.js';
@@ -320,4 +321,62 @@ rt.mq_send(mqd, b'\\x00from python', 12, 0)
 `);
   assert.equal(echoed.trim(), '010002');
   assert.deepEqual(queue.get(true, 5), Buffer.from('\0from python'));
+});
+
+/** The digests of what `produce <seed>` puts, in order (the same generator as the fixture). */
+function producedDigests(seed: number, count: number, maxSize: number, exponent: number): string[] {
+  let state = seed;
+  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  return Array.from({ length: count }, (_, i) => createHash('sha256').update(Buffer.alloc(Math.floor(random() ** exponent * maxSize), (seed + i) % 256)).digest('hex'));
+}
+
+test('4 producers, 4 consumers, objects of 0 B to 4 MiB: each arrives once, intact', async (t) => {
+  const jobs = namedQueue(t, (name) => new Queue<Buffer | null>(0, { name, codec, batch: true }));
+  const consumers = Array.from({ length: 4 }, () => run('consume', jobs.name, '0'));
+  const producers = [1, 2, 3, 4].map((seed) => run('produce', jobs.name, String(seed), '150', String(4 << 20), '6'));
+  const produced = await Promise.all(producers.map((p) => p.result));
+  for (const { code, stderr } of produced) assert.equal(code, 0, stderr);
+  await stopConsumers(jobs, 4);
+  const consumed = await Promise.all(consumers.map((c) => c.result));
+  for (const { code, stderr } of consumed) assert.equal(code, 0, stderr);
+  const sent = produced.flatMap((r) => r.json.digests as string[]).sort();
+  assert.deepEqual(consumed.flatMap((r) => r.json.digests as string[]).sort(), sent);
+  assert.deepEqual(sent, [1, 2, 3, 4].flatMap((seed) => producedDigests(seed, 150, 4 << 20, 6)).sort());
+});
+
+test('a producer SIGKILLed mid-stream: consumers get only whole objects, each once, and go on', async (t) => {
+  const jobs = namedQueue(t, (name) => new Queue<Buffer>(0, { name, codec, batch: true }));
+  const producer = run('produce', jobs.name, '7', '20000', String(32 * 1024), '3');
+  while (jobs.qsize() < 50) await new Promise((resolve) => setTimeout(resolve, 5));
+  const consumers = Array.from({ length: 2 }, () => run('drain', jobs.name, '1'));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  producer.child.kill('SIGKILL');
+  assert.equal((await producer.result).signal, 'SIGKILL');
+  const consumed = await Promise.all(consumers.map((c) => c.result));
+  for (const { code, stderr } of consumed) assert.equal(code, 0, stderr);
+  const received = consumed.flatMap((r) => r.json.digests as string[]);
+  assert.ok(received.length > 0);
+  const possible = new Map<string, number>();
+  for (const digest of producedDigests(7, 20000, 32 * 1024, 3)) possible.set(digest, (possible.get(digest) ?? 0) + 1);
+  for (const digest of received) {
+    assert.ok(possible.has(digest), 'an object that was never put (torn?) arrived');
+    const left = possible.get(digest)! - 1;
+    assert.ok(left >= 0, 'an object arrived twice');
+    possible.set(digest, left);
+  }
+});
+
+test('a consumer SIGKILLed mid-stream: the others take the rest, nothing hangs', async (t) => {
+  const jobs = namedQueue(t, (name) => new Queue<Buffer | null>(0, { name, codec }));
+  const consumers = Array.from({ length: 3 }, () => run('consume', jobs.name, '5'));
+  for (let i = 0; i < 300; i++) jobs.put(Buffer.from([i % 256, i >> 8]));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  consumers[0]!.child.kill('SIGKILL');
+  assert.equal((await consumers[0]!.result).signal, 'SIGKILL');
+  await stopConsumers(jobs, 2);
+  const survivors = await Promise.all(consumers.slice(1).map((c) => c.result));
+  for (const { code, stderr } of survivors) assert.equal(code, 0, stderr);
+  const received = survivors.flatMap((r) => r.json.digests as string[]);
+  assert.equal(new Set(received).size, received.length);
+  assert.ok(received.length > 100, `the survivors got ${received.length} of 300`);
 });
