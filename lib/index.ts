@@ -7,3 +7,4 @@ export { SharedMemory, ShareableList, type SharedMemoryOptions, type ShareableIt
 export { RawValue, RawArray, SharedCValue, SharedCArray, sizeof, type Typecode, type TypecodeValues, type TypecodeInputs, type TypecodeViews } from './sharedctypes.js';
 export { Pool, AsyncResult, MapResult, IMapIterator, RemoteTraceback, MaybeEncodingError, type PoolOptions, type ResultCallbacks, type AsyncOptions } from './pool.js';
 export { dumps, loads, tuple, Tuple, isTuple } from './pickle.js';
+export { Queue, SimpleQueue, JoinableQueue, MAX_BATCH, type QueueOptions, type OpenOptions, type Codec, type CodecName } from './queues.js';
