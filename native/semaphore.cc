@@ -15,11 +15,14 @@
 #include <cmath>
 #include <condition_variable>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <memory>
 #include <mutex>
 #include <semaphore.h>
+#include <sys/syscall.h>
 #include <thread>
 #include <time.h>
+#include <unistd.h>
 
 namespace {
 
@@ -142,6 +145,8 @@ class Semaphore : public Napi::ObjectWrap<Semaphore> {
       InstanceMethod<&Semaphore::GetValue>("getValue"),
       InstanceMethod<&Semaphore::Request>("request"),
       InstanceMethod<&Semaphore::Cancel>("cancel"),
+      InstanceMethod<&Semaphore::Words>("words"),
+      InstanceMethod<&Semaphore::WakeOne>("wakeOne"),
       InstanceMethod<&Semaphore::Close>("close"),
       StaticMethod<&Semaphore::Unlink>("unlink"),
     });
@@ -253,6 +258,25 @@ class Semaphore : public Napi::ObjectWrap<Semaphore> {
     waiting_->demand--;
     if (!waiting_->Busy()) napi_unref_threadsafe_function(info.Env(), waiting_->tsfn);
     return Napi::Boolean::New(info.Env(), true);
+  }
+
+  // words(): an ArrayBuffer over the first 8 bytes of the sem_t, for lib/'s
+  // atomic fast path where lib/ has checked the C library's layout (glibc:
+  // the value, then the number of sleepers). Valid until close().
+  Napi::Value Words(const Napi::CallbackInfo& info) {
+    napi_value buffer;
+    if (napi_create_external_arraybuffer(info.Env(), Open(info), 8, nullptr, nullptr, &buffer) != napi_ok) {
+      return info.Env().Undefined();  // a runtime without external buffers: no fast path
+    }
+    return Napi::Value(info.Env(), buffer);
+  }
+
+  // wakeOne(): wakes one sleeper of the value word, after lib/ raised the value itself.
+  Napi::Value WakeOne(const Napi::CallbackInfo& info) {
+    if (syscall(SYS_futex, reinterpret_cast<uint32_t*>(Open(info)), FUTEX_WAKE, 1, nullptr, nullptr, 0) < 0) {
+      throw ErrnoError(info.Env(), errno, "futex", name_);
+    }
+    return info.Env().Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

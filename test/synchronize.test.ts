@@ -172,6 +172,28 @@ test('100 decrements in each of 20 processes under one Lock: the count is exact'
   assert.equal(counter.words[0], 0);
 });
 
+test('Semaphore(1) as a mutex shared by Node processes and a CPython process (sem_wait/sem_post): the count is exact', async (t) => {
+  const semaphore = named(t, (name) => new Semaphore(1, { name }));
+  const counter = sharedWords(t, 1);
+  counter.words[0] = 6000;
+  const script = `${PY_SEM_CTYPES}
+import mmap, os, struct
+fd = os.open('/dev/shm' + sys.argv[2], os.O_RDWR)
+memory = mmap.mmap(fd, 4)
+for _ in range(2000):
+    libc.sem_wait(sem)
+    value = struct.unpack_from('i', memory)[0]
+    struct.pack_into('i', memory, 0, value - 1)
+    libc.sem_post(sem)
+`;
+  const peer = finished(spawn('python3', ['-c', script, semaphore.name, counter.name]));
+  await Promise.all([0, 1].map(() => run('decrement', { lock: semaphore.name, counter: counter.name, times: 2000, semaphore: true })));
+  const { code, stderr } = await peer;
+  assert.equal(code, 0, stderr);
+  assert.equal(counter.words[0], 0);
+  assert.equal(semaphore.get_value(), 1);
+});
+
 for (const [label, bounded, async] of [['Semaphore(3)', false, false], ['BoundedSemaphore(3), async', true, true]] as const) {
   test(`${label} admits at most 3 holders at once across 10 processes`, async (t) => {
     const semaphore = named(t, (name) => (bounded ? new BoundedSemaphore(3, { name }) : new Semaphore(3, { name })));
