@@ -230,7 +230,7 @@ test('native Semaphore survives random arguments: only thrown errors', (t) => {
   }
   const handle = new Semaphore(sem.name, false, false, 0o600, 0);
   for (let i = 0; i < 100; i++) handle.post!(); // so that no wait() blocks
-  for (const method of ['tryWait', 'wait', 'post', 'getValue', 'cancel', 'request']) {
+  for (const method of ['tryWait', 'wait', 'post', 'getValue', 'cancel', 'request', 'words', 'wakeOne']) {
     for (let i = 0; i < 50; i++) {
       try { handle[method]!(pick(), pick()); } catch { thrown++; }
     }
