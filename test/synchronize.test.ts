@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { inspect } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import {
   AssertionError, Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, RLock, Semaphore, ValueError,
 } from '../lib/index.js';
@@ -192,6 +193,43 @@ for _ in range(2000):
   assert.equal(code, 0, stderr);
   assert.equal(counter.words[0], 0);
   assert.equal(semaphore.get_value(), 1);
+});
+
+test('worker threads share a Lock by name: 4 × 500 decrements are exact; an RLock is owned per thread', async (t) => {
+  const lock = named(t, (name) => new Lock({ name }));
+  const rlock = named(t, (name) => new RLock({ name }));
+  const counter = sharedWords(t, 1);
+  counter.words[0] = 2000;
+  const index = new URL('../lib/index.js', import.meta.url).href;
+  const posix = new URL('../lib/posix.js', import.meta.url).href;
+  rlock.acquire();
+  const workers = Array.from({ length: 4 }, () => new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    (async () => {
+      const { Lock, RLock } = await import(${JSON.stringify(index)});
+      const { SharedMemorySegment } = await import(${JSON.stringify(posix)});
+      const segment = new SharedMemorySegment(workerData.counter);
+      const words = new Int32Array(segment.buffer.buffer, segment.buffer.byteOffset, 1);
+      const lock = Lock.open(workerData.lock);
+      for (let i = 0; i < 500; i++) {
+        await lock.acquireAsync();
+        const value = words[0];
+        await null;
+        words[0] = value - 1;
+        lock.release();
+      }
+      const rlock = RLock.open(workerData.rlock);
+      let releaseError = '';
+      try { rlock.release(); } catch (error) { releaseError = error.name; }
+      parentPort.postMessage([rlock.acquire(false), releaseError]);
+      lock.close(); rlock.close(); segment.close();
+    })();`, { eval: true, workerData: { lock: lock.name, rlock: rlock.name, counter: counter.name } }));
+  const exits = workers.map((worker) => once(worker, 'exit'));
+  const replies = await Promise.all(workers.map((worker) => once(worker, 'message')));
+  await Promise.all(exits);
+  rlock.release();
+  assert.equal(counter.words[0], 0);
+  assert.deepEqual(replies.map(([reply]) => reply), Array.from({ length: 4 }, () => [false, 'AssertionError']));
 });
 
 for (const [label, bounded, async] of [['Semaphore(3)', false, false], ['BoundedSemaphore(3), async', true, true]] as const) {
