@@ -11,10 +11,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthenticationError, BufferTooShort, EOFError, TimeoutError, ValueError, isOSError, withHint } from './errors.js';
+import { AuthenticationError, BufferTooShort, EOFError, TimeoutError, ValueError, abortError, isOSError, withHint } from './errors.js';
 import { binding, READABLE, WRITABLE, type FdPoller, type PollerBinding } from './native.js';
 import { MODULE, inheritDescriptor, reduceSymbol, type Reduction } from './reduction.js';
-import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
+import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 
 interface SocketBinding {
   socket: {
@@ -44,12 +44,6 @@ const sys = native.socket;
 /** A socket address: an AF_UNIX path ('\0name' is abstract) or an AF_INET [host, port]. */
 export type Address = string | [host: string, port: number];
 export type Family = 'AF_UNIX' | 'AF_INET';
-
-/** The `{ timeout?, signal? }` every Async method accepts (timeout in seconds). */
-export interface WaitOptions {
-  timeout?: number | null;
-  signal?: AbortSignal;
-}
 
 const FOREVER = -1;
 const NOT_READY = -1;
@@ -99,12 +93,6 @@ function formatAddress(address: Address): string {
   return address.startsWith('\0') ? `abstract socket '@${address.slice(1)}'` : `'${address}'`;
 }
 
-function abortError(signal: AbortSignal): Error {
-  const error = new Error('The operation was aborted', { cause: signal.reason });
-  error.name = 'AbortError';
-  return Object.assign(error, { code: 'ABORT_ERR' });
-}
-
 /** Milliseconds for the native waits: -1 is forever. */
 function toMs(seconds: number): number {
   return seconds === Infinity ? FOREVER : seconds * 1000;
@@ -147,10 +135,10 @@ class Readiness {
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
       const waiters = this.#waiters.get(events)!;
-      let timer: NodeJS.Timeout | undefined;
+      let cancelTimer: (() => void) | undefined;
       const settle = (error: Error | null, ready: boolean) => {
         waiters.delete(waiter);
-        if (timer !== undefined) clearTimeout(timer);
+        cancelTimer?.();
         signal?.removeEventListener('abort', onAbort);
         this.#arm();
         if (error) reject(error);
@@ -159,13 +147,7 @@ class Readiness {
       const waiter = (error: Error | null) => settle(error, true);
       const onAbort = () => settle(abortError(signal!), false);
       waiters.add(waiter);
-      const expire = () => {
-        const left = deadline - performance.now();
-        // setTimeout fires at once beyond 2^31 - 1 ms: wait in steps.
-        if (left > 0) timer = setTimeout(expire, Math.min(left, 0x7fffffff));
-        else settle(null, false);
-      };
-      if (deadline !== Infinity) expire();
+      if (deadline !== Infinity) cancelTimer = afterSeconds(secondsUntil(deadline), () => settle(null, false));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#arm();
     });

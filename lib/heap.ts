@@ -5,6 +5,7 @@
 // the last process mapping it lets go.
 import { SharedMemorySegment } from './posix/shm.js';
 import { anonymousName } from './names.js';
+import { track, untrack } from './resource_tracker.js';
 
 /** Names of segments this process created and has not removed yet. */
 const owned = new Set<string>();
@@ -15,14 +16,18 @@ process.on('exit', () => {
 
 const collected = new FinalizationRegistry<string>(release);
 
-/** Makes `name` this process's to remove: at exit at the latest. */
+/**
+ * Makes `name` this process's to remove: at exit at the latest, and by the
+ * resource tracker if this process is killed.
+ */
 export function own(name: string): void {
   owned.add(name);
+  track('shm', name);
 }
 
 /** The name was removed by hand: nothing to do at exit. */
 export function disown(name: string): void {
-  owned.delete(name);
+  if (owned.delete(name)) untrack('shm', name);
 }
 
 /** Removes a segment this process owns (once; names it does not own are left alone). */
@@ -33,6 +38,7 @@ export function release(name: string): void {
   } catch {
     // Already removed by hand (pmp clean, another unlink): nothing left to do.
   }
+  untrack('shm', name);
 }
 
 /**

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { frameHeader } from './connection.js';
 import { AssertionError, ValueError, isOSError } from './errors.js';
 import { binding } from './native.js';
 import { FIRST_INHERITED_FD, collectingDescriptors } from './reduction.js';
@@ -22,11 +23,29 @@ interface ProcessBinding {
   pidfdOpen(pid: number): number;
   exitStatus(pid: number): number | null | undefined;
   poll(fds: number[], events: number[], seconds: number): number[];
-  socketPair(): [parentEnd: number, childEnd: number];
   setCloexec(fd: number): void;
   setParentDeathSignal(signal: number): void;
+  // The channel to a child is a socketpair from connection's slice of the addon.
+  socket: {
+    socketpair(): [number, number];
+    setBlocking(fd: number, blocking: boolean): void;
+    close(fd: number): void;
+  };
 }
 export const native = binding<ProcessBinding>();
+const sys = native.socket;
+
+/** Our end of a channel to a child: non-blocking, polled by the pool. */
+function openChannel(): [parentEnd: number, childEnd: number] {
+  const [parentEnd, childEnd] = sys.socketpair();
+  sys.setBlocking(parentEnd, false);
+  return [parentEnd, childEnd];
+}
+
+/** Closes a channel end made by channel(). */
+export function closeChannel(fd: number): void {
+  sys.close(fd);
+}
 
 /** A target or task function: an export of a module, by name or as the function. */
 export type Target = string | ((...args: never[]) => unknown);
@@ -43,19 +62,11 @@ export interface ProcessOptions {
   daemon?: boolean;
 }
 
-/** What a child reads first from its channel. */
-interface Bootstrap {
-  module: string | null;
-  target: string | null;
-  args: unknown[];
-  kwargs: Record<string, unknown> | null;
-  name: string;
-  identity: number[];
-  daemon: boolean;
-  authkey: Buffer;
-  parentPid: number;
-  parentName: string;
-}
+/** What a child reads first from its channel (a list: it crosses as a pickled list). */
+type Bootstrap = [
+  module: string | null, target: string | null, args: unknown[], kwargs: Record<string, unknown> | null,
+  name: string, identity: number[], daemon: boolean, authkey: Uint8Array, parentPid: number, parentName: string,
+];
 
 const BOOTSTRAP = fileURLToPath(new URL('./spawn.js', import.meta.url));
 
@@ -123,18 +134,63 @@ export function writeAllSync(fd: number, data: Uint8Array): void {
   }
 }
 
-/** A frame on a process channel: a 4-byte big-endian length, then the payload. */
+/** A frame on a process channel, as a Connection's: CPython's header, then the payload. */
 export function frame(payload: Uint8Array): Buffer {
-  const framed = Buffer.allocUnsafe(4 + payload.length);
-  framed.writeUInt32BE(payload.length, 0);
-  framed.set(payload, 4);
+  const header = frameHeader(payload.length);
+  const framed = Buffer.allocUnsafe(header.length + payload.length);
+  framed.set(header, 0);
+  framed.set(payload, header.length);
   return framed;
+}
+
+/** The header's size and the payload's length at the start of `data`, if complete. */
+function parseHeader(data: Buffer, offset: number): [headerSize: number, length: number] | null {
+  if (data.length - offset < 4) return null;
+  const short = data.readInt32BE(offset);
+  if (short !== -1) return [4, short];
+  if (data.length - offset < 12) return null;
+  return [12, Number(data.readBigUInt64BE(offset + 4))];
+}
+
+/** Splits a byte stream into frames (see frame()). */
+export class FrameReader {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #needed = 4;
+
+  /** Adds bytes; returns the frames they complete, in order. */
+  push(chunk: Buffer): Buffer[] {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    const frames: Buffer[] = [];
+    if (this.#buffered < this.#needed) return frames;
+    let data = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#buffered);
+    let offset = 0;
+    for (let header = parseHeader(data, 0); header !== null && data.length - offset - header[0] >= header[1];
+      header = parseHeader(data, offset)) {
+      frames.push(data.subarray(offset + header[0], offset + header[0] + header[1]));
+      offset += header[0] + header[1];
+    }
+    data = data.subarray(offset);
+    this.#chunks = data.length > 0 ? [data] : [];
+    this.#buffered = data.length;
+    const next = parseHeader(data, 0);
+    this.#needed = next !== null ? next[0] + next[1] : data.length < 4 ? 4 : 12;
+    return frames;
+  }
 }
 
 /** Reads one frame from a blocking descriptor; null at end of file. */
 function readFrameSync(fd: number): Buffer | null {
   const header = readExactlySync(fd, 4);
-  return header === null ? null : readExactlySync(fd, header.readUInt32BE(0));
+  if (header === null) return null;
+  let length = header.readInt32BE(0);
+  if (length === -1) {
+    const long = readExactlySync(fd, 8);
+    if (long === null) return null;
+    length = Number(long.readBigUInt64BE(0));
+  }
+  return readExactlySync(fd, length);
 }
 
 function readExactlySync(fd: number, length: number): Buffer | null {
@@ -259,26 +315,25 @@ export class Process {
     if (this.#parentPid !== process.pid) throw new AssertionError('can only start a process object created by current process');
     if (current_process().daemon) throw new AssertionError('daemonic processes are not allowed to have children');
     cleanup();
-    const record: Bootstrap = {
-      module: this.#module, target: this.#target, args: this.#args, kwargs: this.#kwargs,
-      name: this.#name, identity: this.#identity, daemon: this.#daemon, authkey: this.#authkey,
-      parentPid: process.pid, parentName: current_process().name,
-    };
+    const record: Bootstrap = [
+      this.#module, this.#target, this.#args, this.#kwargs, this.#name, this.#identity, this.#daemon, this.#authkey,
+      process.pid, current_process().name,
+    ];
     const { result: payload, descriptors } = collectingDescriptors(() => dumps(record));
-    const [parentEnd, childEnd] = native.socketPair();
+    const [parentEnd, childEnd] = openChannel();
     let child: ChildProcess;
     try {
       child = spawn(process.execPath, [...childExecArgv(), BOOTSTRAP, String(FIRST_INHERITED_FD + descriptors.length)], {
         stdio: ['ignore', 'inherit', 'inherit', ...descriptors, childEnd],
       });
     } catch (error) {
-      fs.closeSync(parentEnd);
+      sys.close(parentEnd);
       throw error;
     } finally {
-      fs.closeSync(childEnd);
+      sys.close(childEnd);
     }
     if (child.pid === undefined) {
-      fs.closeSync(parentEnd);
+      sys.close(parentEnd);
       // spawn reports its failure as an 'error' event; the cause is the same synchronously.
       child.on('error', () => {});
       throw new Error(`could not start a Node.js process for ${this.#name} (${process.execPath}): check the process and file-descriptor limits (ulimit -u, ulimit -n)`);
@@ -295,7 +350,7 @@ export class Process {
       if (!isOSError(error, 'EPIPE') && !isOSError(error, 'ECONNRESET')) throw error;
     }
     if (keepChannel) return parentEnd;
-    fs.closeSync(parentEnd);
+    sys.close(parentEnd);
     return -1;
   }
 
@@ -499,28 +554,27 @@ export async function runChild(channelFd: number): Promise<void> {
   for (let fd = FIRST_INHERITED_FD; fd <= channelFd; fd++) native.setCloexec(fd);
   const data = readFrameSync(channelFd);
   if (data === null) process.exit(1);  // the parent died before sending anything
-  const record = loads(data) as Bootstrap;
-  if (record.daemon) {
+  const [module, target, args, kwargs, name, identity, daemon, authkey, parentPid, parentName] = loads(data) as Bootstrap;
+  if (daemon) {
     native.setParentDeathSignal(signalNumbers.SIGTERM);
-    if (process.ppid !== record.parentPid) process.kill(process.pid, 'SIGTERM');
+    if (process.ppid !== parentPid) process.kill(process.pid, 'SIGTERM');
   }
   channel = channelFd;
   current = new Process({
-    [currentMarker]: { name: record.name, identity: record.identity, daemon: record.daemon, authkey: Buffer.from(record.authkey) },
+    [currentMarker]: { name, identity: [...identity], daemon, authkey: Buffer.from(authkey) },
   } as ProcessOptions);
   try {
-    parent = new ParentProcess(record.parentName, record.parentPid);
+    parent = new ParentProcess(parentName, parentPid);
   } catch {
     parent = null;  // the parent has already gone
   }
-  if (record.module === null || record.target === null) return;
+  if (module === null || target === null) return;
   try {
-    const mod = await import(record.module) as Record<string, unknown>;
-    const target = exportedFunction(mod, record.target, record.module);
-    const args = record.kwargs === null ? record.args : [...record.args, record.kwargs];
-    await target(...args);
+    const mod = await import(module) as Record<string, unknown>;
+    const fn = exportedFunction(mod, target, module);
+    await fn(...(kwargs === null ? args : [...args, kwargs]));
   } catch (error) {
-    process.stderr.write(`Process ${record.name}:\n${formatException(error)}\n`);
+    process.stderr.write(`Process ${name}:\n${formatException(error)}\n`);
     process.exitCode = 1;
   }
 }

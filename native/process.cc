@@ -1,8 +1,8 @@
 // Child processes: what lib/process.ts needs beyond node:child_process.
 // libuv reaps children, so nothing here reaps: a pidfd to wait on, a child's
-// status read with WNOWAIT, a blocking poll for Python's synchronous join()
-// and pool waits, the socketpair a child talks over, and the calls a child
-// makes on itself (close-on-exec, parent-death signal).
+// status read with WNOWAIT, a blocking poll over many descriptors for
+// Python's synchronous join() and pool waits, and the calls a child makes on
+// itself (close-on-exec, parent-death signal).
 #include "addon.h"
 #include "errors.h"
 #include <cerrno>
@@ -12,7 +12,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -98,23 +97,6 @@ Napi::Value Poll(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// socketpair(): [parent end (non-blocking), child end (blocking)], both
-// close-on-exec: the spawner hands the child end to exactly one child.
-Napi::Value SocketPair(const Napi::CallbackInfo& info) {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) throw ErrnoError(info.Env(), errno, "socketpair");
-  if (fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK) < 0) {
-    int err = errno;
-    close(fds[0]);
-    close(fds[1]);
-    throw ErrnoError(info.Env(), err, "fcntl");
-  }
-  auto result = Napi::Array::New(info.Env(), 2);
-  result.Set(0u, Napi::Number::New(info.Env(), fds[0]));
-  result.Set(1u, Napi::Number::New(info.Env(), fds[1]));
-  return result;
-}
-
 // setCloexec(fd): a descriptor this process inherited is not passed on to
 // its own children unless they are given it explicitly.
 Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
@@ -138,7 +120,6 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New<PidfdOpen>(env, "pidfdOpen"));
   exports.Set("exitStatus", Napi::Function::New<ExitStatus>(env, "exitStatus"));
   exports.Set("poll", Napi::Function::New<Poll>(env, "poll"));
-  exports.Set("socketPair", Napi::Function::New<SocketPair>(env, "socketPair"));
   exports.Set("setCloexec", Napi::Function::New<SetCloexec>(env, "setCloexec"));
   exports.Set("setParentDeathSignal", Napi::Function::New<SetParentDeathSignal>(env, "setParentDeathSignal"));
 }

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { MessageChannel } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { SharedMemorySegment } from '../lib/posix.js';
@@ -226,4 +227,24 @@ test('the native functions reject wrong arguments with errors, never a crash', (
   }
   assert.equal(calls, 2000);
   assert.throws(() => native.munmap(Buffer.alloc(8)), { name: 'TypeError', message: /not a mapping made by mmap/ });
+});
+
+test('a transfer list copies the mapped Buffer instead of moving the mapping away', async (t) => {
+  const segment = created(t, 16);
+  segment.buffer.write('stay');
+  const { port1, port2 } = new MessageChannel();
+  t.after(() => { port1.close(); port2.close(); });
+  const received = new Promise<Uint8Array>((resolve) => port2.once('message', resolve));
+  port1.postMessage(segment.buffer, [segment.buffer.buffer as ArrayBuffer]);
+  const copy = await received;
+  assert.equal(Buffer.from(copy).toString('latin1', 0, 4), 'stay');
+  assert.equal(segment.buffer.length, 16, 'the mapping is still here');
+  copy[0] = 0;
+  assert.equal(segment.buffer.toString('latin1', 0, 4), 'stay', 'the copy is not shared');
+});
+
+test('a segment larger than a Buffer can be is refused with a RangeError, and a new one is not left behind', () => {
+  const name = testName('huge');
+  assert.throws(() => new SharedMemorySegment(name, { create: true, exclusive: true, size: 2 ** 33 }), { name: 'RangeError', message: /maps at most/ });
+  assert.ok(!existsSync(`/dev/shm${name}`));
 });

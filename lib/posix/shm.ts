@@ -2,6 +2,7 @@
 // whole, like posix_ipc's SharedMemory plus its mmap. Nothing is stored in the
 // segment but the caller's bytes, so C, Python and this package see the same
 // contents under the same name.
+import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, fstatSync, ftruncateSync } from 'node:fs';
 import { markAsUntransferable } from 'node:worker_threads';
 import { binding } from '../native.js';
@@ -100,6 +101,9 @@ export class SharedMemorySegment implements Disposable {
       if (wanted !== undefined && actual < wanted) {
         ftruncateSync(fd, wanted);
         actual = wanted;
+      }
+      if (actual > bufferConstants.MAX_LENGTH) {
+        throw new RangeError(`shared memory segment '${this.name}' is ${actual} bytes; this Node.js maps at most ${bufferConstants.MAX_LENGTH} bytes as one Buffer`);
       }
       if (reserve) native.fallocate(fd, actual);
       this.#buffer = native.mmap(fd, actual);
