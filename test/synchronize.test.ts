@@ -359,6 +359,41 @@ test('Condition: must own the lock; wait times out; notify(n) and notify_all wak
   assert.equal(await condition.waitAsync({ timeout: 0.02 }), false);
 });
 
+test('Condition: notify(2) wakes exactly two of three sleeping processes, notify_all the last', async (t) => {
+  const lock = named(t, (name) => new Lock({ name }));
+  const condition = named(t, (name) => new Condition(lock, { name }), 'cond');
+  const sleepers = Array.from({ length: 3 }, () => {
+    const sleeper = child('wait-condition', { lock: lock.name, condition: condition.name, timeout: 10 });
+    let exited = false;
+    const result = finished(sleeper).then((outcome) => { exited = true; return outcome; });
+    return { result, exited: () => exited };
+  });
+  const sleeping = () => Number(/, (\d+)\)>$/.exec(inspect(condition))![1]);
+  while (sleeping() < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+  await condition.acquireAsync();
+  await condition.notifyAsync(2);
+  condition.release();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(sleepers.filter((sleeper) => sleeper.exited()).length, 2);
+  await condition.acquireAsync();
+  await condition.notify_allAsync();
+  condition.release();
+  const outcomes = await Promise.all(sleepers.map((sleeper) => sleeper.result));
+  assert.deepEqual(outcomes.map(({ code, stdout }) => [code, stdout]), Array.from({ length: 3 }, () => [0, 'true\n']));
+});
+
+test('Condition: a synchronous notify() with a waitAsync() of the same thread pending says to use notifyAsync()', async (t) => {
+  const condition = anonymous(t, new Condition());
+  await condition.acquireAsync();
+  const waiting = condition.waitAsync({ timeout: 5 });
+  condition.acquire();
+  assert.throws(() => condition.notify(), /use notifyAsync\(\)/);
+  await condition.notifyAsync();
+  condition.release();
+  assert.equal(await waiting, true);
+  condition.release();
+});
+
 test('Event: set, clear, wait with timeouts; waitAsync woken by set() in the same process and by another process', async (t) => {
   const event = named(t, (name) => new Event({ name }), 'event');
   assert.equal(event.is_set(), false);
