@@ -35,7 +35,7 @@ export interface SyncOptions {
    * and is removed when its creator closes it or exits.
    */
   name?: string;
-  /** With name: only open an existing object (default true: open or create). */
+  /** With name: create it when missing (default true); false only opens an existing one. */
   create?: boolean;
   /** With name: fail with EEXIST if it exists already. */
   exclusive?: boolean;
