@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { NamedSemaphore } from '../lib/posix.js';
+import { NamedSemaphore, SEM_VALUE_MAX } from '../lib/posix.js';
 import { binding } from '../lib/native.js';
 import { finished, PY_SEM_CTYPES, testName } from './helpers.js';
 
@@ -70,6 +70,14 @@ test('OS errors carry code, errno, syscall and path, and say what to do', (t) =>
   assert.throws(() => closed.release(), { code: 'EBADF', path: sem.name, message: /is closed/ });
   assert.throws(() => closed.value, { code: 'EBADF' });
   return assert.rejects(closed.acquireAsync(), { code: 'EBADF' });
+});
+
+test('release at SEM_VALUE_MAX fails with EOVERFLOW and changes nothing', (t) => {
+  const sem = created(t, SEM_VALUE_MAX);
+  assert.throws(() => sem.release(), { code: 'EOVERFLOW', syscall: 'sem_post', path: sem.name, message: /maximum value/ });
+  assert.equal(sem.value, SEM_VALUE_MAX);
+  assert.equal(sem.acquire(0), true);
+  assert.equal(sem.value, SEM_VALUE_MAX - 1);
 });
 
 test('names and options are validated before any system call', () => {
