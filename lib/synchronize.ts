@@ -140,14 +140,14 @@ function processGone(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     const state = stat[stat.lastIndexOf(')') + 2];
     return state === 'Z' || state === 'X';
+  } catch {
+    // No /proc entry: gone, unless /proc hides other users' processes (hidepid).
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
   } catch (error) {
-    if (isOSError(error, 'ENOENT')) return true;
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (killError) {
-      return isOSError(killError, 'ESRCH');
-    }
+    return isOSError(error, 'ESRCH');
   }
 }
 
