@@ -165,6 +165,31 @@ libc.sem_post(sem)
   assert.equal(await semaphore.acquireAsync({ timeout: 5 }), true);
 });
 
+test("CPython's own multiprocessing.Semaphore (spawn context) opens by name here and sees our acquire", async () => {
+  const peer = spawn('python3', ['-c', `
+import multiprocessing, sys
+semaphore = multiprocessing.get_context('spawn').Semaphore(2)
+print(semaphore._semlock.name, flush=True)
+sys.stdin.readline()
+print(semaphore.get_value(), flush=True)
+semaphore.acquire()
+`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const result = finished(peer);
+  const [line] = await once(peer.stdout!, 'data') as [Buffer];
+  const semaphore = Semaphore.open(line.toString().trim());
+  try {
+    assert.equal(semaphore.get_value(), 2);
+    assert.equal(semaphore.acquire(false), true);
+    peer.stdin!.end('go\n');
+    const { code, stdout, stderr } = await result;
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.split('\n')[1], '1');
+    assert.equal(semaphore.get_value(), 0);
+  } finally {
+    semaphore.close();
+  }
+});
+
 test('100 decrements in each of 20 processes under one Lock: the count is exact', async (t) => {
   const lock = named(t, (name) => new Lock({ name }));
   const counter = sharedWords(t, 1);
