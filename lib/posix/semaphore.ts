@@ -8,7 +8,10 @@ import { readFileSync } from 'node:fs';
 import { abortError, errnoError, isOSError, withHint, type OSError } from '../errors.js';
 import { binding } from '../native.js';
 import { anonymousName, validateName } from '../names.js';
-import { afterSeconds, waitSeconds, type WaitOptions } from '../timeouts.js';
+import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from '../timeouts.js';
+
+// The longest the addon's wait() blocks in one call.
+const WAIT_SLICE_SECONDS = 0.25;
 
 /** The largest value a semaphore can hold on Linux. */
 export const SEM_VALUE_MAX = 2147483647;
@@ -178,7 +181,13 @@ export class NamedSemaphore implements Disposable, AsyncDisposable {
       if (value > 0 && Atomics.compareExchange(words, VALUE, value, value - 1) === value) return true;
     }
     try {
-      return seconds === 0 ? handle.tryWait() : handle.wait(seconds);
+      if (seconds === 0) return handle.tryWait();
+      // The addon blocks for a slice at most; a longer wait is a loop of slices.
+      const deadline = deadlineAfter(seconds);
+      for (let left = seconds; ; left = secondsUntil(deadline)) {
+        if (handle.wait(Math.min(left, WAIT_SLICE_SECONDS))) return true;
+        if (left <= WAIT_SLICE_SECONDS) return false;
+      }
     } catch (error) {
       throw explain(error, this.name);
     }
