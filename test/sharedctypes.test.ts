@@ -292,3 +292,26 @@ test('a Value crosses to a child with its lock: the child holds the very same RL
   assert.deepEqual([module, name, args.slice(0, 3)], ['posix_multiprocessing', 'rebuild_ctype', ['q', segmentOf(value), null]]);
   assert.equal(args[3], value.get_lock());
 });
+
+test('the bytes are the C data ctypes sees: CPython maps a Value and an Array by segment name', (t) => {
+  const value = closing(t, Value('q', -(2n ** 40n)));
+  const array = closing(t, SharedArray('d', [0.5, -1.25, 1e300]));
+  const out = python(`
+import ctypes
+from multiprocessing import shared_memory, resource_tracker
+def attach(name):
+    shm = shared_memory.SharedMemory(name)
+    resource_tracker.unregister(shm._name, 'shared_memory')
+    return shm
+v, a = attach(${JSON.stringify(segmentOf(value).slice(1))}), attach(${JSON.stringify(segmentOf(array).slice(1))})
+q = ctypes.c_longlong.from_buffer(v.buf)
+d = (ctypes.c_double * 3).from_buffer(a.buf)
+print(q.value, list(d))
+q.value = 7
+d[1] = 2.5
+del q, d
+v.close(); a.close()`);
+  assert.equal(out.trim(), `${-(2n ** 40n)} [0.5, -1.25, 1e+300]`);
+  assert.equal(value.value, 7n);
+  assert.equal(array.get(1), 2.5);
+});
