@@ -153,6 +153,11 @@ abstract class SharedCData<C extends Typecode> implements Disposable {
     return this.elements;
   }
 
+  /** The segment's name ('/pmp-<pid>-<random>'): CPython maps it with SharedMemory(name without the '/'). */
+  get name(): string {
+    return this.#segment.name;
+  }
+
   /** Unmaps the memory here; the creator also removes its segment (other processes keep their mappings). */
   close(): void {
     if (this.#owner) free(this, this.#segment);
@@ -165,7 +170,7 @@ abstract class SharedCData<C extends Typecode> implements Disposable {
 
   /** Crosses by the segment's name: rebuild_ctype(typecode, name, length or null for a value, lock). */
   [reduceSymbol](): Reduction {
-    return [MODULE, 'rebuild_ctype', [this.typecode, this.#segment.name, this instanceof SharedCArray ? this.length : null, false]];
+    return [MODULE, 'rebuild_ctype', [this.typecode, this.name, this instanceof SharedCArray ? this.length : null, false]];
   }
 
   [inspect.custom](): string {

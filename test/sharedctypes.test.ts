@@ -303,7 +303,7 @@ def attach(name):
     shm = shared_memory.SharedMemory(name)
     resource_tracker.unregister(shm._name, 'shared_memory')
     return shm
-v, a = attach(${JSON.stringify(segmentOf(value).slice(1))}), attach(${JSON.stringify(segmentOf(array).slice(1))})
+v, a = attach(${JSON.stringify(value.get_obj().name.slice(1))}), attach(${JSON.stringify(array.get_obj().name.slice(1))})
 q = ctypes.c_longlong.from_buffer(v.buf)
 d = (ctypes.c_double * 3).from_buffer(a.buf)
 print(q.value, list(d))
