@@ -248,7 +248,7 @@ export class SharedCArray<C extends Typecode = Typecode> extends SharedCData<C> 
 
   /** 'c' and 'u' arrays: the text up to the first NUL; set it NUL-terminated (when there is room). */
   get value(): C extends 'c' ? Buffer : string {
-    this.#text();
+    this.#text('value');
     const end = (this.elements as Uint8Array | Uint32Array).indexOf(0);
     return this.getSlice(0, end === -1 ? this.length : end) as C extends 'c' ? Buffer : string;
   }
@@ -261,12 +261,12 @@ export class SharedCArray<C extends Typecode = Typecode> extends SharedCData<C> 
 
   /** 'c' arrays: all the bytes; setting writes them at the start (no NUL added). */
   get raw(): Buffer {
-    if (this.#text() !== 'char') throw new AttributeError(`'${this.ctype.name}' array has no attribute 'raw'`);
+    if (this.#text('raw') !== 'char') throw new AttributeError(`'${this.ctype.name}' array has no attribute 'raw'`);
     return this.getSlice() as Buffer;
   }
 
   set raw(value: Uint8Array) {
-    if (this.#text() !== 'char') throw new AttributeError(`'${this.ctype.name}' array has no attribute 'raw'`);
+    if (this.#text('raw') !== 'char') throw new AttributeError(`'${this.ctype.name}' array has no attribute 'raw'`);
     const items = this.#checkedText(value);
     this.setSlice(0, items.length, items as never);
   }
@@ -287,15 +287,15 @@ export class SharedCArray<C extends Typecode = Typecode> extends SharedCData<C> 
   }
 
   /** 'char' or 'wchar' for arrays that hold text; others have no value/raw. */
-  #text(): 'char' | 'wchar' {
+  #text(attribute: 'value' | 'raw'): 'char' | 'wchar' {
     if (this.ctype.kind !== 'char' && this.ctype.kind !== 'wchar') {
-      throw new AttributeError(`'${this.ctype.name}' array has no attribute 'value'`);
+      throw new AttributeError(`'${this.ctype.name}' array has no attribute '${attribute}'`);
     }
     return this.ctype.kind;
   }
 
   #checkedText(value: Uint8Array | string): ArrayLike<unknown> {
-    const kind = this.#text();
+    const kind = this.#text('value');
     if (kind === 'char' && !(value instanceof Uint8Array)) throw new TypeError(`bytes expected instead of ${pythonType(value)} instance`);
     if (kind === 'wchar' && typeof value !== 'string') throw new TypeError(`unicode string expected instead of ${pythonType(value)} instance`);
     const items = initializerOf(this.ctype, value);
