@@ -6,3 +6,4 @@ export { Process, ParentProcess, current_process, parent_process, active_childre
 export { SharedMemory, ShareableList, type SharedMemoryOptions, type ShareableItem } from './shared_memory.js';
 export { Value, Array, SharedArray, RawValue, RawArray, Synchronized, SynchronizedArray, synchronized, SharedCValue, SharedCArray, sizeof, type SharedLock, type LockOption, type Typecode, type TypecodeValues, type TypecodeInputs, type TypecodeViews } from './sharedctypes.js';
 export { Pool, AsyncResult, MapResult, IMapIterator, RemoteTraceback, MaybeEncodingError, type PoolOptions, type ResultCallbacks, type AsyncOptions } from './pool.js';
+export { dumps, loads, tuple, Tuple, isTuple } from './pickle.js';

@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageQueue } from '../lib/posix.js';
 import { testName } from './helpers.js';
@@ -20,14 +22,15 @@ test('random calls to every native export only throw errors', async (t) => {
     }
   });
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
-  const child = spawn(process.execPath, [fixture, String(seed), '2000', name], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let lastLines: string[] = [];
+  const log = join(mkdtempSync(join(tmpdir(), 'pmp-fuzz-')), 'calls.log');
+  t.after(() => rmSync(dirname(log), { recursive: true, force: true }));
+  const child = spawn(process.execPath, [fixture, String(seed), '2000', name, log], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { lastLines = [...lastLines, ...chunk.split('\n')].slice(-3); });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
   const watchdog = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
   clearTimeout(watchdog);
+  const lastLines = readFileSync(log, 'utf8').trimEnd().split('\n').slice(-3);
   const context = `seed ${seed} (rerun with FUZZ_SEED=${seed}); last calls:\n${lastLines.join('\n')}\n${stderr}`;
   assert.equal(signal, null, `the fuzzed process died of ${signal}: ${context}`);
   assert.equal(code, 0, context);
