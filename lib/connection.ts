@@ -38,7 +38,11 @@ interface SocketBinding {
     getsockname(fd: number): Address | null;
   };
 }
-const native = binding<SocketBinding & PollerBinding>();
+interface PollBinding {
+  /** ppoll over many descriptors: per descriptor 1 readable, 2 writable, 4 hang-up or error. */
+  poll(fds: number[], events: number[], seconds: number): number[];
+}
+const native = binding<SocketBinding & PollerBinding & PollBinding>();
 const sys = native.socket;
 
 /** A socket address: an AF_UNIX path ('\0name' is abstract) or an AF_INET [host, port]. */
@@ -510,6 +514,21 @@ function slice(buf: ArrayBufferView | ArrayBuffer, offset: number, size: number 
 export function rebuildConnection(fd: number, readable: boolean, writable: boolean): Connection {
   sys.adopt(fd);
   return new Connection(fd, readable, writable);
+}
+
+/** What wait() watches: a Connection, a descriptor, or anything with fileno() (a Process sentinel's holder). */
+export type Waitable = Connection | number | { fileno(): number };
+
+/**
+ * Waits until one of the objects is ready to read (or its peer has closed)
+ * and returns those that are, as multiprocessing.connection.wait; [] when the
+ * timeout (seconds, null = forever) passes first.
+ */
+export function wait<T extends Waitable>(object_list: Iterable<T>, timeout: number | null = null): T[] {
+  const objects = [...object_list];
+  const fds = objects.map((object) => typeof object === 'number' ? object : object.fileno());
+  const ready = native.poll(fds, fds.map(() => READABLE), waitSeconds(timeout));
+  return objects.filter((_, i) => ready[i] !== 0);
 }
 
 /**

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Connection, Pipe, frameHeader } from '../lib/connection.js';
+import { Connection, Pipe, frameHeader, wait } from '../lib/connection.js';
+import { Process } from '../lib/process.js';
 import { BufferTooShort, EOFError, TimeoutError, ValueError } from '../lib/errors.js';
 import { collectingDescriptors, MODULE, reduceSymbol } from '../lib/reduction.js';
 import { finished } from './helpers.js';
@@ -225,6 +226,26 @@ test('sendBytesAsync and recvBytesAsync move 32 MiB in one process without block
     await small;
     assert.deepEqual(await reader.recvBytesAsync(), Buffer.from('after'));
   }
+});
+
+test('wait returns the ready objects: connections, descriptors, a Process sentinel; [] on timeout', async (t) => {
+  const [a, b] = pipe(t);
+  const [c, d] = pipe(t);
+  let start = performance.now();
+  assert.deepEqual(wait([b, d], 0.1), []);
+  assert.ok(performance.now() - start >= 95);
+  start = performance.now();
+  assert.deepEqual(wait([b, d], -1), []);
+  assert.ok(performance.now() - start < 50);
+  c.send_bytes(Buffer.from('x'));
+  assert.deepEqual(wait([b, d]), [d]);
+  a.close();
+  assert.deepEqual(wait([b, d.fileno()], 0), [b, d.fileno()]);
+  const proc = new Process({ module: new URL('./fixtures/process_targets.js', import.meta.url).href, target: 'exitWith', args: [3] });
+  proc.start();
+  assert.deepEqual(wait([proc.sentinel], 30), [proc.sentinel]);
+  proc.join();
+  assert.equal(proc.exitcode, 3);
 });
 
 /** Spawns the fixture with `ends` as its descriptors 3, 4, ...; closes this process's copies. */
