@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readSync, writeSync } from 'node:fs';
+import { readdirSync, readSync, writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Connection, Pipe, frameHeader, wait } from '../lib/connection.js';
 import { Process } from '../lib/process.js';
@@ -246,6 +247,17 @@ test('wait returns the ready objects: connections, descriptors, a Process sentin
   assert.deepEqual(wait([proc.sentinel], 30), [proc.sentinel]);
   proc.join();
   assert.equal(proc.exitcode, 3);
+});
+
+test('a worker terminated with async waits pending closes its descriptors', async () => {
+  const openFds = () => readdirSync('/proc/self/fd').length;
+  const before = openFds();
+  for (let i = 0; i < 3; i++) {
+    const worker = new Worker(new URL('./fixtures/connection-worker.js', import.meta.url));
+    await new Promise((resolve) => worker.once('message', resolve));
+    await worker.terminate();
+  }
+  assert.ok(openFds() <= before + 1, `descriptors left open: ${openFds() - before}`);
 });
 
 /** Spawns the fixture with `ends` as its descriptors 3, 4, ...; closes this process's copies. */
