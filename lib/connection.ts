@@ -651,6 +651,7 @@ function* clientHandshake(key: Buffer): Handshake {
   yield* deliverChallenge(key);
 }
 
+/** Runs a handshake with the blocking calls; a failure closes the connection. */
 function shake(conn: Connection, handshake: Handshake): Connection {
   try {
     for (let step = handshake.next(); !step.done;) {
@@ -668,7 +669,9 @@ function shake(conn: Connection, handshake: Handshake): Connection {
   }
 }
 
-async function shakeAsync(conn: Connection, handshake: Handshake, deadline: number, signal?: AbortSignal): Promise<Connection> {
+/** Runs a handshake on the event loop; a failure closes the connection. */
+async function shakeAsync(conn: Connection, handshake: Handshake, { timeout, signal }: WaitOptions = {}): Promise<Connection> {
+  const deadline = deadlineAfter(waitSeconds(timeout));
   try {
     for (let step = handshake.next(); !step.done;) {
       if ('send' in step.value) {
@@ -683,6 +686,28 @@ async function shakeAsync(conn: Connection, handshake: Handshake, deadline: numb
     conn.close();
     throw error;
   }
+}
+
+function checkKey(authkey: unknown): Buffer {
+  if (!Buffer.isBuffer(authkey)) {
+    const type = typeof authkey === 'string' ? "<class 'str'>" : `<${typeof authkey}>`;
+    throw new ValueError(`Authkey must be bytes, not ${type}`);
+  }
+  return authkey;
+}
+
+/**
+ * CPython's deliver_challenge then answer_challenge: what Listener.accept
+ * does with an authkey, for servers that authenticate after accepting (as
+ * CPython's managers do, off the accepting loop). A failure closes `conn`.
+ */
+export function authenticateClient(conn: Connection, authkey: Buffer): Connection {
+  return shake(conn, serverHandshake(checkKey(authkey)));
+}
+
+/** authenticateClient on the event loop; the timeout covers the whole handshake. */
+export function authenticateClientAsync(conn: Connection, authkey: Buffer, options?: WaitOptions): Promise<Connection> {
+  return shakeAsync(conn, serverHandshake(checkKey(authkey)), options);
 }
 
 // Listener and Client ---------------------------------------------------
@@ -783,7 +808,7 @@ export class Listener implements Disposable {
       }
       if (accepted !== null) {
         const conn = this.#accepted(accepted);
-        return this.#authkey ? shakeAsync(conn, serverHandshake(this.#authkey), deadline, signal) : conn;
+        return this.#authkey ? shakeAsync(conn, serverHandshake(this.#authkey), { timeout: secondsUntil(deadline), signal }) : conn;
       }
       this.#readiness ??= new Readiness(this.#open());
       if (!(await this.#readiness.wait(READABLE, deadline, signal))) throw new TimeoutError('timed out waiting for a connection');
@@ -879,5 +904,5 @@ export async function ClientAsync(address: Address, { family = null, authkey = n
     conn.close();
     throw error;
   }
-  return key ? shakeAsync(conn, clientHandshake(key), deadline, signal) : conn;
+  return key ? shakeAsync(conn, clientHandshake(key), { timeout: secondsUntil(deadline), signal }) : conn;
 }
