@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync, readSync, writeSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Connection, Pipe, frameHeader, wait } from '../lib/connection.js';
@@ -247,6 +249,24 @@ test('wait returns the ready objects: connections, descriptors, a Process sentin
   assert.deepEqual(wait([proc.sentinel], 30), [proc.sentinel]);
   proc.join();
   assert.equal(proc.exitcode, 3);
+});
+
+test('connections and listeners never closed are closed when collected', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const openFds = () => readdirSync('/proc/self/fd').length;
+  const before = openFds();
+  for (let i = 0; i < 200; i++) {
+    const [a, b] = Pipe(i % 2 === 0);
+    b.send_bytes(Buffer.from('dropped'));
+    if (i % 50 === 0) await b.pollAsync(0.001);  // an event-loop poller to release too
+  }
+  assert.ok(openFds() >= before + 400);
+  for (let i = 0; i < 10 && openFds() > before + 10; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.ok(openFds() <= before + 10, `descriptors left open: ${openFds() - before}`);
 });
 
 test('a worker terminated with async waits pending closes its descriptors', async () => {
