@@ -2,6 +2,7 @@
 export * from './errors.js';
 export { Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, type SyncOptions, type Held, type WaitOptions } from './synchronize.js';
 export { Pipe, Connection, Listener, Client, ClientAsync, type Address, type Family, type ListenerOptions, type ClientOptions } from './connection.js';
+export { Pipe, Connection, Listener, Client, ClientAsync, wait, type Waitable, type Address, type Family, type ListenerOptions, type ClientOptions } from './connection.js';
 export { Process, ParentProcess, current_process, parent_process, active_children, cpu_count, type ProcessOptions, type Target } from './process.js';
 export { SharedMemory, ShareableList, type SharedMemoryOptions, type ShareableItem } from './shared_memory.js';
 export { Value, Array, SharedArray, RawValue, RawArray, Synchronized, SynchronizedArray, synchronized, SharedCValue, SharedCArray, sizeof, type SharedLock, type LockOption, type Typecode, type TypecodeValues, type TypecodeInputs, type TypecodeViews } from './sharedctypes.js';
