@@ -15,9 +15,9 @@ import { ProcessError, TimeoutError, ValueError, isOSError } from './errors.js';
 import { READABLE, WRITABLE, binding, type FdPoller, type PollerBinding } from './native.js';
 import {
   FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, moduleSpecifier, native,
-  parentChannel, targetName, type Target,
+  parentChannel, targetName, waitOptions, wakeable, type Target,
 } from './process.js';
-import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
+import { deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 // Until lib/pickle.ts lands: the codec is this one import.
 import { serialize as dumps, deserialize as loads } from 'node:v8';
 
@@ -221,15 +221,6 @@ export async function poolWorker(specifier: string | null, initializer: string |
 type Callback<T> = (value: T) => void;
 type ErrorCallback = (error: unknown) => void;
 
-export interface AsyncOptions {
-  timeout?: number | null;
-  signal?: AbortSignal;
-}
-
-function asyncOptions(timeout: number | null | AsyncOptions | undefined): AsyncOptions {
-  return typeof timeout === 'object' && timeout !== null ? timeout : { timeout };
-}
-
 /** Runs a user's callback outside the pool's machinery: what it throws is uncaught, not the pool's. */
 function invoke<T>(callback: ((value: T) => void) | undefined, value: T): void {
   if (callback === undefined) return;
@@ -251,7 +242,7 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
   #value: unknown;
   readonly #callback?: Callback<T>;
   readonly #errorCallback?: ErrorCallback;
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Set<() => void>();
 
   /** @internal */
   constructor(engine: Engine, callback?: Callback<T>, errorCallback?: ErrorCallback) {
@@ -281,34 +272,14 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
     return this.#outcome();
   }
 
-  waitAsync(timeout: number | null | AsyncOptions = null): Promise<void> {
-    const { timeout: seconds, signal } = asyncOptions(timeout);
+  waitAsync(timeout: number | null | WaitOptions = null): Promise<void> {
+    const { timeout: seconds, signal } = waitOptions(timeout);
     const wait = waitSeconds(seconds);
     if (this.#ready) return Promise.resolve();
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise((resolve, reject) => {
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', aborted);
-        this.#waiters = this.#waiters.filter((w) => w !== done);
-        this.#engine.release();
-      };
-      const done = () => {
-        settle();
-        resolve();
-      };
-      const aborted = () => {
-        settle();
-        reject(signal?.reason);
-      };
-      const timer = wait === Infinity ? undefined : setTimeout(done, wait * 1000);
-      signal?.addEventListener('abort', aborted, { once: true });
-      this.#waiters.push(done);
-      this.#engine.hold();
-    });
+    return this.#engine.waitFor(this.#waiters, wait, signal);
   }
 
-  async getAsync(timeout: number | null | AsyncOptions = null): Promise<T> {
+  async getAsync(timeout: number | null | WaitOptions = null): Promise<T> {
     await this.waitAsync(timeout);
     return this.#outcome();
   }
@@ -355,7 +326,7 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
     this.#value = value;
     this.#ready = true;
     this.#engine.jobs.delete(this.job);
-    for (const waiter of this.#waiters) waiter();
+    for (const waiter of [...this.#waiters]) waiter();
   }
 }
 
@@ -401,7 +372,7 @@ export class IMapIterator<T = unknown> implements IterableIterator<T>, AsyncIter
   #length: number | null = null;  // chunks, once the input is exhausted
   #delivered = 0;
   #abandoned: Error | null = null;
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Set<() => void>();
 
   /** @internal */
   constructor(engine: Engine, ordered: boolean) {
@@ -417,31 +388,11 @@ export class IMapIterator<T = unknown> implements IterableIterator<T>, AsyncIter
     return this.#take();
   }
 
-  async nextAsync(timeout: number | null | AsyncOptions = null): Promise<IteratorResult<T>> {
-    const { timeout: seconds, signal } = asyncOptions(timeout);
+  async nextAsync(timeout: number | null | WaitOptions = null): Promise<IteratorResult<T>> {
+    const { timeout: seconds, signal } = waitOptions(timeout);
     const wait = waitSeconds(seconds);
     if (!this.#available()) {
-      if (signal?.aborted) throw signal.reason;
-      await new Promise<void>((resolve, reject) => {
-        const settle = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', aborted);
-          this.#waiters = this.#waiters.filter((w) => w !== done);
-          this.#engine.release();
-        };
-        const done = () => {
-          settle();
-          resolve();
-        };
-        const aborted = () => {
-          settle();
-          reject(signal?.reason);
-        };
-        const timer = wait === Infinity ? undefined : setTimeout(done, wait * 1000);
-        signal?.addEventListener('abort', aborted, { once: true });
-        this.#waiters.push(done);
-        this.#engine.hold();
-      });
+      await this.#engine.waitFor(this.#waiters, wait, signal);
       if (!this.#available()) throw new TimeoutError();
     }
     return this.#take();
@@ -516,7 +467,7 @@ export class IMapIterator<T = unknown> implements IterableIterator<T>, AsyncIter
     if (this.#length !== null && this.#chunks.size + this.#arrived.length + this.#delivered >= this.#length) {
       this.#engine.jobs.delete(this.job);
     }
-    for (const waiter of this.#waiters) waiter();
+    for (const waiter of [...this.#waiters]) waiter();
   }
 }
 
@@ -668,28 +619,29 @@ class Engine {
   }
 
   async joinAsync(): Promise<void> {
-    this.hold();
-    try {
-      while (this.workers.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
-    } finally {
-      this.release();
-    }
+    while (this.workers.size > 0) await this.waitFor(this.#idleWaiters, Infinity);
     for (const worker of this.#exited.splice(0)) {
       await worker.joinAsync();
       worker.close();
     }
   }
 
-  #idleWaiters: (() => void)[] = [];
+  readonly #idleWaiters = new Set<() => void>();
 
-  /** An async wait is pending: keep the event loop watching the workers. */
-  hold(): void {
-    this.#holds++;
-    this.#watch();
+  /** An async wait for a job: the event loop watches the workers meanwhile. */
+  waitFor(waiters: Set<() => void>, seconds: number, signal?: AbortSignal): Promise<void> {
+    return wakeable((wake) => {
+      waiters.add(wake);
+      this.#hold(1);
+      return () => {
+        waiters.delete(wake);
+        this.#hold(-1);
+      };
+    }, seconds, signal);
   }
 
-  release(): void {
-    this.#holds--;
+  #hold(delta: number): void {
+    this.#holds += delta;
     this.#watch();
   }
 
@@ -783,7 +735,7 @@ class Engine {
     worker.poller.close();
     closeChannel(worker.fd);
     this.workers.delete(worker);
-    if (this.workers.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    if (this.workers.size === 0) for (const wake of [...this.#idleWaiters]) wake();
   }
 
   #nextTask(): Sent | Task | null {

@@ -12,10 +12,10 @@ import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { frameHeader } from './connection.js';
-import { AssertionError, ValueError, isOSError } from './errors.js';
+import { AssertionError, ValueError, abortError, isOSError } from './errors.js';
 import { binding } from './native.js';
 import { FIRST_INHERITED_FD, collectingDescriptors } from './reduction.js';
-import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
+import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 // Until lib/pickle.ts lands: the codec is this one import.
 import { serialize as dumps, deserialize as loads } from 'node:v8';
 
@@ -119,6 +119,38 @@ function exitcodeOf(child: ChildProcess): number | null {
   if (child.exitCode !== null) return child.exitCode;
   if (child.signalCode !== null) return -(signalNumbers[child.signalCode] ?? 0);
   return null;
+}
+
+/** A timeout in seconds, or the options of an async wait. */
+export function waitOptions(timeout: number | null | undefined | WaitOptions): WaitOptions {
+  return typeof timeout === 'object' && timeout !== null ? timeout : { timeout };
+}
+
+/**
+ * Waits on the event loop until `subscribe`'s wake() is called or `seconds`
+ * pass (resolving either way), or rejects with an AbortError when `signal`
+ * aborts. `subscribe` returns what undoes it.
+ */
+export function wakeable(subscribe: (wake: () => void) => () => void, seconds: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      cancelTimer();
+      signal?.removeEventListener('abort', aborted);
+      unsubscribe();
+    };
+    const wake = () => {
+      settle();
+      resolve();
+    };
+    const aborted = () => {
+      settle();
+      reject(abortError(signal as AbortSignal));
+    };
+    const cancelTimer = seconds === Infinity ? () => {} : afterSeconds(seconds, wake);
+    signal?.addEventListener('abort', aborted, { once: true });
+    const unsubscribe = subscribe(wake);
+  });
 }
 
 /** Writes all of `data` to a non-blocking descriptor, waiting while it is full. */
@@ -369,36 +401,21 @@ export class Process {
   }
 
   /** join() without blocking the event loop: resolves when the process has ended or the time is up. */
-  joinAsync(timeout: number | null | { timeout?: number | null; signal?: AbortSignal } = null): Promise<void> {
-    const options = typeof timeout === 'object' && timeout !== null ? timeout : { timeout };
-    const seconds = waitSeconds(options.timeout);
+  joinAsync(timeout: number | null | WaitOptions = null): Promise<void> {
+    const { timeout: seconds, signal } = waitOptions(timeout);
+    const wait = waitSeconds(seconds);
     this.#checkJoinable();
     const child = this.#child as ChildProcess;
-    const { signal } = options;
     if (this.#poll() !== null && exitcodeOf(child) !== null) return Promise.resolve();
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    // A daemonic child does not keep the loop alive, but a wait for it must.
-    child.ref();
-    return new Promise((resolve, reject) => {
-      const settle = () => {
+    return wakeable((wake) => {
+      child.ref();  // a daemonic child does not keep the loop alive, but a wait for it must
+      child.once('exit', wake);
+      return () => {
+        child.off('exit', wake);
         if (this.#daemon) child.unref();
-        clearTimeout(timer);
-        child.off('exit', done);
-        signal?.removeEventListener('abort', aborted);
         if (this.#poll() !== null) children.delete(this);
       };
-      const done = () => {
-        settle();
-        resolve();
-      };
-      const aborted = () => {
-        settle();
-        reject(signal?.reason);
-      };
-      const timer = seconds === Infinity ? undefined : setTimeout(done, seconds * 1000);
-      child.once('exit', done);
-      signal?.addEventListener('abort', aborted, { once: true });
-    });
+    }, wait, signal);
   }
 
   is_alive(): boolean {
