@@ -42,9 +42,9 @@ Object.defineProperty(MaybeEncodingError.prototype, 'name', { value: 'MaybeEncod
 // ---------------------------------------------------------------------------
 // Exceptions crossing: [type name, message, remote stack, OS fields]
 
-type ExceptionRecord = [name: string, message: string, stack: string, fields: [string, string | number][]];
+export type ExceptionRecord = [name: string, message: string, stack: string, fields: [string, string | number][]];
 
-function exceptionRecord(error: Error): ExceptionRecord {
+export function exceptionRecord(error: Error): ExceptionRecord {
   const extra: [string, string | number][] = [];
   for (const key of ['code', 'errno', 'syscall', 'path', 'exc', 'value']) {
     const value = (error as unknown as Record<string, unknown>)[key];
@@ -60,7 +60,7 @@ const knownErrors: Record<string, new (...args: never[]) => Error> = {
 };
 
 /** The task's exception, rebuilt here: its class when we know it, its name, message and fields; the remote stack as cause. */
-function rebuildException([name, message, stack, extra]: ExceptionRecord): Error {
+export function rebuildException([name, message, stack, extra]: ExceptionRecord): Error {
   const cls = Object.hasOwn(knownErrors, name) ? knownErrors[name] : Error;
   const error = Reflect.construct(Error, [message], cls) as Error;
   if (error.name !== name) Object.defineProperty(error, 'name', { value: name, writable: true, configurable: true });
