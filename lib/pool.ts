@@ -752,6 +752,10 @@ class Engine {
     if (this.state === State.Terminate) return;
     // A worker is topped up once half its window is done (fewer, larger
     // writes), one task at a time to the least loaded (even spread).
+    // An idle worker may have died unwatched: find out before giving it a task to blame.
+    for (const worker of [...this.workers]) {
+      if (worker.outstanding.length === 0 && native.poll([worker.fd], [READABLE], 0)[0] !== 0) this.#read(worker);
+    }
     const open = [...this.workers].filter((worker) => !worker.stopSent && !worker.retired &&
       (this.maxtasks === null || worker.sent < this.maxtasks) && worker.outstanding.length <= worker.window >> 1);
     while (open.length > 0) {

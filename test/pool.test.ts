@@ -147,6 +147,16 @@ test('a worker killed mid-task: that task fails, the pool is whole again and kee
   assert.equal(p.apply('square', [5]), 25);
 });
 
+test('a worker killed while idle is replaced without failing a task', async (t) => {
+  const p = pool(t, 1);
+  const pid = p.apply<number>('pid');
+  process.kill(pid, 'SIGKILL');
+  // Reaped (not merely a zombie leader whose other threads still hold its descriptors).
+  while (fs.existsSync(`/proc/${pid}`)) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(p.apply('square', [3]), 9);
+  assert.notEqual(p.apply('pid'), pid);
+});
+
 test('terminate while tasks run: returns at once, the workers are gone, the tasks fail', async (t) => {
   const p = new Pool(2, { module: tasks });
   const results = [...Array(6).keys()].map(() => p.apply_async('sleepy', [30]));
