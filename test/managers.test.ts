@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Empty, Full, Manager, Process, ProcessError, ValueError, rebuildProxy, type BaseProxy, type EventProxy, type QueueProxy,
+  Empty, Full, Manager, Process, ProcessError, ValueError, rebuildProxy, type BarrierProxy, type BaseProxy, type ConditionProxy, type EventProxy, type QueueProxy,
 } from '../lib/index.js';
 import { reduceSymbol } from '../lib/reduction.js';
 
@@ -99,6 +99,48 @@ test('queue, lock, semaphore, event, value proxies', async (t) => {
   value.value = 7;
   assert.equal(value.value, 7);
   assert.equal(await value.getAsync(), 7);
+});
+
+test('condition and barrier proxies wait on the server, not in the client', async (t) => {
+  const manager = await started(t);
+  const condition = manager.Condition();
+  assert.throws(() => condition.wait(0), { name: 'RuntimeError', message: 'cannot wait on un-acquired lock' });
+  assert.equal(condition.acquire(), true);
+  const other = rebuildProxy(...proxyArgs(condition)) as ConditionProxy;
+  const notified = (async () => {
+    await other.acquireAsync();
+    await other.notifyAsync();
+    await other.releaseAsync();
+  })();
+  assert.equal(await condition.waitAsync(5), true);
+  condition.release();
+  await notified;
+  other.close();
+  assert.equal(condition.acquire(), true);
+  assert.equal(condition.wait(0.05), false);
+  condition.release();
+
+  const barrier = manager.Barrier(2);
+  assert.equal(barrier.parties(), 2);
+  const peer = rebuildProxy(...proxyArgs(barrier)) as BarrierProxy;
+  const indexes = await Promise.all([barrier.waitAsync(), peer.waitAsync()]);
+  assert.deepEqual(indexes.sort(), [0, 1]);
+  await assert.rejects(barrier.waitAsync(0.05), { name: 'BrokenBarrierError' });
+  assert.equal(barrier.broken(), true);
+  barrier.reset();
+  assert.equal(barrier.broken(), false);
+  peer.close();
+});
+
+test('register: a user type made in the server, its methods exposed', async (t) => {
+  Manager.register('Counter', tasks, 'Counter');
+  const manager = await started(t);
+  const counter = (manager as unknown as { Counter(start: number): BaseProxy }).Counter(10);
+  assert.equal(counter._callmethod('increment', [5]), 15);
+  assert.equal((counter as unknown as { value(): number }).value(), 15);
+  assert.equal(await (counter as unknown as { incrementAsync(n: number): Promise<number> }).incrementAsync(1), 16);
+  assert.throws(() => counter._callmethod('_secret'), { name: 'RemoteError' });
+  assert.throws(() => Manager.register('Counter', tasks, 'Counter'), ValueError);
 });
 
 test('the classic countdown: 100 processes decrement a dict entry under a Lock, ending at exactly 0', async (t) => {
