@@ -12,6 +12,7 @@ import { inspect } from 'node:util';
 import { frameHeader } from './connection.js';
 import * as errors from './errors.js';
 import { ProcessError, TimeoutError, ValueError, isOSError } from './errors.js';
+import { reduceSymbol } from './reduction.js';
 import { READABLE, WRITABLE, binding, type FdPoller, type PollerBinding } from './native.js';
 import {
   FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, moduleSpecifier, native,
@@ -845,6 +846,8 @@ export interface PoolOptions {
 export interface ResultCallbacks<T> {
   callback?: Callback<T>;
   error_callback?: ErrorCallback;
+  /** The same as error_callback. */
+  errorCallback?: ErrorCallback;
 }
 
 /** Python's multiprocessing.Pool. */
@@ -876,7 +879,7 @@ export class Pool {
   apply_async<T = unknown>(fn: Target, args: unknown[] = [],
     options: ResultCallbacks<T> & { kwds?: Record<string, unknown> | null } = {}): AsyncResult<T> {
     const name = this.#function(fn);
-    const result = new AsyncResult<T>(this.#engine, options.callback, options.error_callback);
+    const result = new AsyncResult<T>(this.#engine, options.callback, options.error_callback ?? options.errorCallback);
     let task: Task | null = { job: result, index: 0, fn: name, kind: Kind.Apply, payload: [[...args], options.kwds ?? null] };
     this.#engine.submit({ next: () => { const t = task; task = null; return t; } }, result);
     return result;
@@ -950,6 +953,10 @@ export class Pool {
     return this.toString();
   }
 
+  [reduceSymbol](): never {
+    throw Object.assign(new Error('pool objects cannot be passed between processes or pickled'), { name: 'NotImplementedError' });
+  }
+
   #checkJoinable(): void {
     if (this.#engine.state === State.Run) throw new ValueError('Pool is still running');
   }
@@ -973,7 +980,7 @@ export class Pool {
       throw new ValueError(`Chunksize must be 1+, not ${chunksize}`);
     }
     const size = Math.max(1, chunksize);
-    const result = new MapResult<R>(this.#engine, items.length, size, callbacks.callback, callbacks.error_callback);
+    const result = new MapResult<R>(this.#engine, items.length, size, callbacks.callback, callbacks.error_callback ?? callbacks.errorCallback);
     if (items.length === 0) return result;
     let index = 0;
     this.#engine.submit({

@@ -499,6 +499,11 @@ export class Process {
   }
 }
 
+(Process.prototype as unknown as Record<string, unknown>).isAlive = Process.prototype.is_alive;
+export interface Process {
+  isAlive: Process['is_alive'];
+}
+
 /** The running process's parent, as Python's parent_process() returns. */
 export class ParentProcess {
   readonly #pidfd: number;
@@ -520,6 +525,11 @@ export class ParentProcess {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+(ParentProcess.prototype as unknown as Record<string, unknown>).isAlive = ParentProcess.prototype.is_alive;
+export interface ParentProcess {
+  isAlive: ParentProcess['is_alive'];
 }
 
 // A pidfd is closed with its Process, or when the Process is collected.
@@ -560,6 +570,8 @@ export function cpu_count(): number {
   if (count === 0) throw new Error('cannot determine number of cpus');
   return count;
 }
+
+export { current_process as currentProcess, parent_process as parentProcess, active_children as activeChildren, cpu_count as cpuCount };
 
 /** In a child started by Process: its end of the channel to its parent (Pool workers talk over it). */
 export function parentChannel(): number {
