@@ -375,14 +375,20 @@ export class IMapIterator<T = unknown> implements IterableIterator<T>, AsyncIter
   #abandoned: Error | null = null;
   readonly #waiters = new Set<() => void>();
 
+  readonly #asyncInput: boolean;
+
   /** @internal */
-  constructor(engine: Engine, ordered: boolean) {
+  constructor(engine: Engine, ordered: boolean, asyncInput: boolean) {
     this.#engine = engine;
     this.#ordered = ordered;
+    this.#asyncInput = asyncInput;
   }
 
   /** The next value: blocks until it is ready, at most `timeout` seconds (then TimeoutError). */
   next(timeout: number | null = null): IteratorResult<T> {
+    if (this.#asyncInput && !this.#available()) {
+      throw new TypeError('this imap reads an async iterable, which a blocked thread cannot: iterate it with for await');
+    }
     const deadline = deadlineAfter(waitSeconds(timeout));
     this.#engine.pumpUntil(() => this.#available(), deadline);
     if (!this.#available()) throw new TimeoutError();
@@ -391,10 +397,11 @@ export class IMapIterator<T = unknown> implements IterableIterator<T>, AsyncIter
 
   async nextAsync(timeout: number | null | WaitOptions = null): Promise<IteratorResult<T>> {
     const { timeout: seconds, signal } = waitOptions(timeout);
-    const wait = waitSeconds(seconds);
-    if (!this.#available()) {
-      await this.#engine.waitFor(this.#waiters, wait, signal);
-      if (!this.#available()) throw new TimeoutError();
+    const deadline = deadlineAfter(waitSeconds(seconds));
+    while (!this.#available()) {
+      const left = secondsUntil(deadline);
+      if (left === 0) throw new TimeoutError();
+      await this.#engine.waitFor(this.#waiters, left, signal);  // woken by any chunk, maybe not the next
     }
     return this.#take();
   }
@@ -499,7 +506,69 @@ interface Sent {
 
 /** Where tasks come from, in order: a job's chunks, pulled as workers can take them. */
 interface TaskSource {
-  next(): Task | null;
+  /** The next task; null when there are no more; WAIT while an async input has none yet. */
+  next(): Task | null | typeof WAIT;
+}
+const WAIT = Symbol('wait');
+
+/** Chunks of an input: null at its end, WAIT while an async input has none ready; throws what the input throws. */
+interface Chunks<T> {
+  next(): T[] | null | typeof WAIT;
+}
+
+function syncChunks<T>(iterable: Iterable<T>, size: number): Chunks<T> {
+  const iterator = iterable[Symbol.iterator]();
+  return {
+    next() {
+      const chunk: T[] = [];
+      while (chunk.length < size) {
+        const step = iterator.next();
+        if (step.done) break;
+        chunk.push(step.value);
+      }
+      return chunk.length > 0 ? chunk : null;
+    },
+  };
+}
+
+/** Reads an async input `ahead` chunks in advance; `wake` tells the pool when more is ready. */
+function asyncChunks<T>(iterable: AsyncIterable<T>, size: number, ahead: number, wake: () => void): Chunks<T> {
+  const iterator = iterable[Symbol.asyncIterator]();
+  const ready: T[][] = [];
+  let done = false;
+  let pulling = false;
+  let failure: { error: unknown } | null = null;
+  const pull = async () => {
+    pulling = true;
+    try {
+      while (!done && ready.length < ahead) {
+        const chunk: T[] = [];
+        while (chunk.length < size) {
+          const step = await iterator.next();
+          if (step.done) {
+            done = true;
+            break;
+          }
+          chunk.push(step.value);
+        }
+        if (chunk.length > 0) ready.push(chunk);
+      }
+    } catch (error) {
+      failure = { error };  // a partial chunk is dropped, as for a failing sync input
+      done = true;
+    }
+    pulling = false;
+    wake();
+  };
+  return {
+    next() {
+      const chunk = ready.shift();
+      if (!pulling && !done) void pull();
+      if (chunk !== undefined) return chunk;
+      if (failure !== null) throw failure.error;
+      return done ? null : WAIT;
+    },
+  };
 }
 
 class WorkerHandle {
@@ -741,12 +810,23 @@ class Engine {
 
   #nextTask(): Sent | Task | null {
     if (this.#retry.length > 0) return this.#retry.shift() as Sent;
-    while (this.#sources.length > 0) {
-      const task = this.#sources[0].next();
-      if (task !== null) return task;
-      this.#sources.shift();
+    for (let i = 0; i < this.#sources.length;) {
+      const task = this.#sources[i].next();
+      if (task === WAIT) {
+        i++;  // an async input with nothing yet: the others go on
+      } else if (task === null) {
+        this.#sources.splice(i, 1);
+      } else {
+        return task;
+      }
     }
     return null;
+  }
+
+  /** An async input has more: dispatch it. */
+  kick(): void {
+    this.#dispatch();
+    this.#watch();
   }
 
   #dispatch(): void {
@@ -903,13 +983,17 @@ export class Pool {
     return this.#mapAsync<unknown[], R>(fn, iterable, chunksize, Kind.Starmap, callbacks);
   }
 
-  /** Results in input order, as they become available (lazily consuming `iterable`). */
-  imap<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T>, chunksize = 1): IMapIterator<R> {
+  /**
+   * Results in input order, as they become available, consuming `iterable`
+   * lazily; an async iterable input (a stream...) is read ahead of the
+   * workers, and its results are read with `for await`.
+   */
+  imap<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T> | AsyncIterable<T>, chunksize = 1): IMapIterator<R> {
     return this.#imap<T, R>(fn, iterable, chunksize, true);
   }
 
   /** Results in completion order. */
-  imap_unordered<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T>, chunksize = 1): IMapIterator<R> {
+  imap_unordered<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T> | AsyncIterable<T>, chunksize = 1): IMapIterator<R> {
     return this.#imap<T, R>(fn, iterable, chunksize, false);
   }
 
@@ -993,33 +1077,28 @@ export class Pool {
     return result;
   }
 
-  #imap<T, R>(fn: Target, iterable: Iterable<T>, chunksize: number, ordered: boolean): IMapIterator<R> {
+  #imap<T, R>(fn: Target, iterable: Iterable<T> | AsyncIterable<T>, chunksize: number, ordered: boolean): IMapIterator<R> {
     this.#checkRunning();
     const name = this.#function(fn);
     if (!Number.isInteger(chunksize) || chunksize < 1) throw new ValueError(`Chunksize must be 1+, not ${chunksize}`);
-    const result = new IMapIterator<R>(this.#engine, ordered);
-    const iterator = iterable[Symbol.iterator]();
+    const isSync = typeof (iterable as Partial<Iterable<T>>)[Symbol.iterator] === 'function';
+    const result = new IMapIterator<R>(this.#engine, ordered, !isSync);
+    const chunks = isSync ? syncChunks(iterable as Iterable<T>, chunksize)
+      : asyncChunks(iterable as AsyncIterable<T>, chunksize, 2 * this.#engine.processes, () => this.#engine.kick());
     let index = 0;
-    let ended = false;
     this.#engine.submit({
       next: () => {
-        if (ended) return null;
-        const chunk: T[] = [];
+        let chunk: T[] | null | typeof WAIT;
         try {
-          while (chunk.length < chunksize) {
-            const step = iterator.next();
-            if (step.done) break;
-            chunk.push(step.value);
-          }
+          chunk = chunks.next();
         } catch (error) {
-          // The input failed: the chunks before it are delivered, then its exception (as CPython, a partial chunk is dropped).
-          ended = true;
+          // The input failed: the chunks before it are delivered, then its exception.
           result._set(index, false, error);
           result._setLength(index + 1);
           return null;
         }
-        if (chunk.length === 0) {
-          ended = true;
+        if (chunk === WAIT) return WAIT;
+        if (chunk === null) {
           result._setLength(index);
           return null;
         }

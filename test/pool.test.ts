@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import {
   AsyncResult, MaybeEncodingError, Pool, ProcessError, RemoteTraceback, TimeoutError, ValueError, active_children,
 } from '../lib/index.js';
@@ -123,6 +124,32 @@ test('the async forms never block the event loop', async (t) => {
   const waiting = p.apply_async('sleepy', [5]).getAsync({ signal: controller.signal });
   controller.abort();
   await assert.rejects(waiting, { name: 'AbortError' });
+});
+
+test('imap over an async iterable (a generator, a stream) is read ahead and iterated with for await', async (t) => {
+  const p = pool(t, 2);
+  async function* numbers(n: number, failAt = -1) {
+    for (let i = 0; i < n; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (i === failAt) throw new RangeError(`input failed at ${i}`);
+      yield i;
+    }
+  }
+  const out: unknown[] = [];
+  for await (const value of p.imap('square', numbers(30), 4)) out.push(value);
+  assert.deepEqual(out, [...Array(30).keys()].map((x) => x * x));
+  const stream = Readable.from([1, 2, 3, 4, 5]);
+  const unordered: number[] = [];
+  for await (const value of p.imap_unordered<number, number>('square', stream)) unordered.push(value);
+  assert.deepEqual(unordered.sort((a, b) => a - b), [1, 4, 9, 16, 25]);
+  const seen: unknown[] = [];
+  await assert.rejects(async () => {
+    for await (const value of p.imap('square', numbers(10, 7))) seen.push(value);
+  }, { name: 'RangeError', message: 'input failed at 7' });
+  assert.deepEqual(seen, [0, 1, 4, 9, 16, 25, 36]);
+  const blocking = p.imap('square', numbers(3));
+  assert.throws(() => blocking.next(), TypeError);
+  for await (const value of blocking) void value;
 });
 
 test('a worker killed mid-task: that task fails, the pool is whole again and keeps working', async (t) => {
