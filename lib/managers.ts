@@ -297,10 +297,15 @@ function keyError(key: unknown): Error {
   return Object.assign(new Error(inspect(key)), { name: 'KeyError' });
 }
 
+/** The pairs of a Map (what pickle makes of a dict), of an iterable of pairs, or of a plain object. */
+function entries(init: Iterable<[unknown, unknown]> | Record<string, unknown>): Iterable<[unknown, unknown]> {
+  return Symbol.iterator in Object(init) ? init as Iterable<[unknown, unknown]> : Object.entries(init);
+}
+
 class SharedDict {
   readonly map: Map<unknown, unknown>;
-  constructor(init: Iterable<[unknown, unknown]> | Record<string, unknown> = []) {
-    this.map = new Map(Symbol.iterator in Object(init) ? init as Iterable<[unknown, unknown]> : Object.entries(init));
+  constructor(init: Iterable<[unknown, unknown]> | Record<string, unknown> | null = null) {
+    this.map = new Map(entries(init ?? []));
   }
   get(_caller: Caller, key: unknown, dflt: unknown = null): unknown { return this.map.has(key) ? this.map.get(key) : dflt; }
   getitem(_caller: Caller, key: unknown): unknown {
@@ -316,7 +321,7 @@ class SharedDict {
   values(): unknown[] { return [...this.map.values()]; }
   items(): [unknown, unknown][] { return [...this.map.entries()]; }
   update(_caller: Caller, other: Iterable<[unknown, unknown]> | Record<string, unknown>): void {
-    for (const [key, value] of Symbol.iterator in Object(other) ? other as Iterable<[unknown, unknown]> : Object.entries(other)) this.map.set(key, value);
+    for (const [key, value] of entries(other)) this.map.set(key, value);
   }
   pop(_caller: Caller, key: unknown, ...dflt: unknown[]): unknown {
     if (!this.map.has(key)) {
@@ -333,15 +338,15 @@ class SharedDict {
   }
   clear(): void { this.map.clear(); }
   len(): number { return this.map.size; }
-  copy(): Record<string, unknown> | Map<unknown, unknown> {
-    return [...this.map.keys()].every((key) => typeof key === 'string') ? Object.fromEntries(this.map) : new Map(this.map);
+  copy(): Map<unknown, unknown> {
+    return new Map(this.map);
   }
 }
 
 class SharedList {
   readonly items: unknown[];
-  constructor(init: Iterable<unknown> = []) {
-    this.items = [...init];
+  constructor(init: Iterable<unknown> | null = null) {
+    this.items = [...init ?? []];
   }
   get(_caller: Caller, i: number): unknown { return this.items[index(this.items, i)]; }
   set(_caller: Caller, i: number, value: unknown): void { this.items[index(this.items, i)] = value; }
@@ -376,8 +381,8 @@ function equal(a: unknown, b: unknown): boolean {
 
 class SharedNamespace {
   readonly attrs = new Map<string, unknown>();
-  constructor(init: Record<string, unknown> = {}) {
-    for (const [key, value] of Object.entries(init)) this.attrs.set(key, value);
+  constructor(init: Record<string, unknown> | null = null) {
+    for (const [key, value] of entries(init ?? {})) this.attrs.set(String(key), value);
   }
   get(_caller: Caller, attr: string): unknown {
     if (!this.attrs.has(attr)) throw Object.assign(new Error(`'Namespace' object has no attribute '${attr}'`), { name: 'AttributeError' });
@@ -648,7 +653,7 @@ type Methods<T> = { [K in keyof T]: T[K] } & { [K in keyof T as `${K & string}As
 export type DictProxy<K = unknown, V = unknown> = BaseProxy & Methods<{
   get(key: K, dflt?: V): V | null; getitem(key: K): V; set(key: K, value: V): void; delete(key: K): void; has(key: K): boolean;
   keys(): K[]; values(): V[]; items(): [K, V][]; update(other: Record<string, V> | Iterable<[K, V]>): void;
-  pop(key: K, dflt?: V): V; setdefault(key: K, value: V): V; clear(): void; len(): number; copy(): Record<string, V>;
+  pop(key: K, dflt?: V): V; setdefault(key: K, value: V): V; clear(): void; len(): number; copy(): Map<K, V>;
 }>;
 export type ListProxy<T = unknown> = BaseProxy & Methods<{
   get(i: number): T; set(i: number, value: T): void; append(value: T): void; extend(values: T[]): void; insert(i: number, value: T): void;
@@ -787,10 +792,10 @@ export class Manager {
   }
 
   dict<K = string, V = unknown>(init?: Record<string, V> | Iterable<[K, V]>): DictProxy<K, V> {
-    return this.create('dict', init === undefined ? undefined : Symbol.iterator in Object(init) ? [...init as Iterable<[K, V]>] : init) as DictProxy<K, V>;
+    return this.create('dict', init === undefined ? null : [...entries(init as Record<string, V>)]) as DictProxy<K, V>;
   }
-  list<T = unknown>(init?: Iterable<T>): ListProxy<T> { return this.create('list', init === undefined ? undefined : [...init]) as ListProxy<T>; }
-  Namespace(init?: Record<string, unknown>): NamespaceProxy { return this.create('Namespace', init) as NamespaceProxy; }
+  list<T = unknown>(init?: Iterable<T>): ListProxy<T> { return this.create('list', init === undefined ? null : [...init]) as ListProxy<T>; }
+  Namespace(init?: Record<string, unknown>): NamespaceProxy { return this.create('Namespace', init === undefined ? null : [...entries(init)]) as NamespaceProxy; }
   Queue<T = unknown>(maxsize = 0): QueueProxy<T> { return this.create('Queue', maxsize) as QueueProxy<T>; }
   JoinableQueue<T = unknown>(maxsize = 0): JoinableQueueProxy<T> { return this.create('JoinableQueue', maxsize) as JoinableQueueProxy<T>; }
   Lock(): LockProxy { return this.create('Lock') as LockProxy; }

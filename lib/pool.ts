@@ -16,7 +16,7 @@ import { reduceSymbol } from './reduction.js';
 import { READABLE, WRITABLE, binding, type FdPoller, type PollerBinding } from './native.js';
 import {
   FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, moduleSpecifier, native,
-  parentChannel, targetName, waitOptions, wakeable, type Target,
+  parentChannel, targetName, waitOptions, wakeable, withKeywords, type Target,
 } from './process.js';
 import { deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 // Until lib/pickle.ts lands: the codec is this one import.
@@ -181,7 +181,7 @@ export async function poolWorker(specifier: string | null, initializer: string |
         let value: unknown;
         if (kind === Kind.Apply) {
           const [args, kwds] = payload as [unknown[], Record<string, unknown> | null];
-          value = kwds === null ? fn(...args) : fn(...args, kwds);
+          value = fn(...withKeywords(args, kwds));
           if (isThenable(value)) {
             flush();
             value = await value;

@@ -601,11 +601,17 @@ export async function runChild(channelFd: number): Promise<void> {
   try {
     const mod = await import(module) as Record<string, unknown>;
     const fn = exportedFunction(mod, target, module);
-    await fn(...(kwargs === null ? args : [...args, kwargs]));
+    await fn(...withKeywords(args, kwargs));
   } catch (error) {
     process.stderr.write(`Process ${name}:\n${formatException(error)}\n`);
     process.exitCode = 1;
   }
+}
+
+/** A call's arguments: Python's keyword arguments, when given, as one last plain object (pickle gives a Map). */
+export function withKeywords(args: unknown[], kwargs: Record<string, unknown> | Map<string, unknown> | null): unknown[] {
+  if (kwargs === null) return args;
+  return [...args, kwargs instanceof Map ? Object.fromEntries(kwargs) : kwargs];
 }
 
 /** An exception as a traceback: its stack (which starts with its type and message). */
