@@ -620,7 +620,7 @@ class Engine {
       args: [this.specifier, this.initializer, this.initargs, this.maxtasks],
     });
     worker.name = worker.name.replace('Process', 'PoolWorker');
-    const fd = worker.startWithChannel();
+    const fd = worker.startWithChannel(this.specifier);
     const handle: WorkerHandle = new WorkerHandle(worker, fd, (status, events) => this.#onReady(handle, status, events));
     this.workers.add(handle);
   }

@@ -62,11 +62,18 @@ export interface ProcessOptions {
   daemon?: boolean;
 }
 
-/** What a child reads first from its channel (a list: it crosses as a pickled list). */
-type Bootstrap = [
-  module: string | null, target: string | null, args: unknown[], kwargs: Record<string, unknown> | null,
+/**
+ * What a child reads first from its channel (lists: they cross pickled).
+ * The header holds plain values only; the child imports the modules it names
+ * before it unpickles the arguments, so that the reconstructors those
+ * modules register (registerClass...) are there for them, as CPython's spawn
+ * imports the main module before it unpickles the process object.
+ */
+type Header = [
+  module: string | null, target: string | null, preload: string | null,
   name: string, identity: number[], daemon: boolean, authkey: Uint8Array, parentPid: number, parentName: string,
 ];
+type Arguments = [args: unknown[], kwargs: Record<string, unknown> | null];
 
 const BOOTSTRAP = fileURLToPath(new URL('./spawn.js', import.meta.url));
 
@@ -333,25 +340,29 @@ export class Process {
   }
 
   start(): void {
-    this.#launch(false);
+    this.#launch(false, null);
   }
 
-  /** Starts the process and returns our end of its channel (for Pool workers). */
-  startWithChannel(): number {
-    return this.#launch(true);
+  /**
+   * Starts the process and returns our end of its channel (Pool workers and
+   * managers talk over it); `preload` is a module the child imports before
+   * it unpickles the arguments (the pool's task module).
+   */
+  startWithChannel(preload: string | null = null): number {
+    return this.#launch(true, preload);
   }
 
-  #launch(keepChannel: boolean): number {
+  #launch(keepChannel: boolean, preload: string | null): number {
     this.#checkClosed();
     if (this.#child !== null || this.#isCurrent) throw new AssertionError('cannot start a process twice');
     if (this.#parentPid !== process.pid) throw new AssertionError('can only start a process object created by current process');
     if (current_process().daemon) throw new AssertionError('daemonic processes are not allowed to have children');
     cleanup();
-    const record: Bootstrap = [
-      this.#module, this.#target, this.#args, this.#kwargs, this.#name, this.#identity, this.#daemon, this.#authkey,
-      process.pid, current_process().name,
+    const header: Header = [
+      this.#module, this.#target, preload, this.#name, this.#identity, this.#daemon, this.#authkey, process.pid, current_process().name,
     ];
-    const { result: payload, descriptors } = collectingDescriptors(() => dumps(record));
+    const { result: payload, descriptors } = collectingDescriptors(() => dumps([this.#args, this.#kwargs] satisfies Arguments));
+    const bootstrap = Buffer.concat([frame(dumps(header)), frame(payload)]);
     const [parentEnd, childEnd] = openChannel();
     let child: ChildProcess;
     try {
@@ -376,7 +387,7 @@ export class Process {
     if (this.#daemon) child.unref();
     children.add(this);
     try {
-      writeAllSync(parentEnd, frame(payload));
+      writeAllSync(parentEnd, bootstrap);
     } catch (error) {
       // The child died before reading its bootstrap: its exit code tells.
       if (!isOSError(error, 'EPIPE') && !isOSError(error, 'ECONNRESET')) throw error;
@@ -583,7 +594,7 @@ export async function runChild(channelFd: number): Promise<void> {
   for (let fd = FIRST_INHERITED_FD; fd <= channelFd; fd++) native.setCloexec(fd);
   const data = readFrameSync(channelFd);
   if (data === null) process.exit(1);  // the parent died before sending anything
-  const [module, target, args, kwargs, name, identity, daemon, authkey, parentPid, parentName] = loads(data) as Bootstrap;
+  const [module, target, preload, name, identity, daemon, authkey, parentPid, parentName] = loads(data) as Header;
   if (daemon) {
     native.setParentDeathSignal(signalNumbers.SIGTERM);
     if (process.ppid !== parentPid) process.kill(process.pid, 'SIGTERM');
@@ -597,10 +608,15 @@ export async function runChild(channelFd: number): Promise<void> {
   } catch {
     parent = null;  // the parent has already gone
   }
-  if (module === null || target === null) return;
   try {
-    const mod = await import(module) as Record<string, unknown>;
-    const fn = exportedFunction(mod, target, module);
+    // A preload that fails is the target's to report (a pool worker tells its pool).
+    if (preload !== null) await import(preload).catch(() => {});
+    const mod = module === null ? null : await import(module) as Record<string, unknown>;
+    const argumentsData = readFrameSync(channelFd);
+    if (argumentsData === null) process.exit(1);
+    const [args, kwargs] = loads(argumentsData) as Arguments;
+    if (mod === null || target === null) return;
+    const fn = exportedFunction(mod, target, module as string);
     await fn(...withKeywords(args, kwargs));
   } catch (error) {
     process.stderr.write(`Process ${name}:\n${formatException(error)}\n`);

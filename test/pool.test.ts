@@ -222,6 +222,9 @@ test('initializer and initargs run in every worker; a failing initializer fails 
   const broken = pool(t, 2, { initializer: 'failToInitialize' });
   assert.throws(() => broken.apply('square', [1]), { name: 'Error', message: 'cannot initialize' });
   assert.throws(() => broken.map('square', [1, 2]), { message: 'cannot initialize' });
+  const unloadable = new Pool(1, { module: new URL('./fixtures/broken_module.js', import.meta.url) });
+  t.after(() => { unloadable.terminate(); unloadable.join(); });
+  assert.throws(() => unloadable.apply('never'), { message: 'this module cannot load' });
 });
 
 test("CPython's errors for misuse", (t) => {
