@@ -419,6 +419,8 @@ const builtins: Record<string, [create: (...args: never[]) => object, exposed: s
 /** The manager's server (the target of its Process): serves every connection until shutdown. */
 export async function managerServer(authkey: Uint8Array, registered: [typeid: string, module: string, name: string][]): Promise<void> {
   const listener = new Listener(null, { authkey: Buffer.from(authkey) });
+  // Terminated (by shutdown's fallback, or with its parent): exit cleanly, so the socket's directory goes.
+  process.once('SIGTERM', () => process.exit(0));
   const objects = new Map<string, object>();
   const types = new Map(Object.entries(builtins));
   for (const [typeid, module, name] of registered) {
