@@ -42,7 +42,7 @@ function openChannel(): [parentEnd: number, childEnd: number] {
   return [parentEnd, childEnd];
 }
 
-/** Closes a channel end made by channel(). */
+/** Closes a channel end made by openChannel(). */
 export function closeChannel(fd: number): void {
   sys.close(fd);
 }
