@@ -638,6 +638,21 @@ export function rebuildProxy(address: Address, typeid: string, id: string, expos
 
 function makeProxy(server: Server, typeid: string, id: string, exposed: string[]): BaseProxy {
   const proxy = new BaseProxy(server, typeid, id, exposed);
+  if (exposed.includes('acquire') && exposed.includes('release')) {
+    // Python's `with lock:`, as the real locks have it.
+    Object.defineProperty(proxy, 'hold', {
+      value: (): Disposable => {
+        proxy._callmethod('acquire');
+        return { [Symbol.dispose]: () => proxy._callmethod('release') };
+      },
+    });
+    Object.defineProperty(proxy, 'holdAsync', {
+      value: async (): Promise<AsyncDisposable> => {
+        await proxy._callmethodAsync('acquire');
+        return { [Symbol.asyncDispose]: async () => { await proxy._callmethodAsync('release'); } };
+      },
+    });
+  }
   if (typeid === 'Value') {
     Object.defineProperty(proxy, 'value', {
       get: () => proxy._callmethod('get'),
@@ -667,7 +682,9 @@ export type QueueProxy<T = unknown> = BaseProxy & Methods<{
   put_nowait(item: T): void; get_nowait(): T; qsize(): number; empty(): boolean; full(): boolean;
 }> & { putNowait(item: T): void; getNowait(): T };
 export type JoinableQueueProxy<T = unknown> = QueueProxy<T> & Methods<{ task_done(): void; join(): void }> & { taskDone(): void };
-export type LockProxy = BaseProxy & Methods<{ acquire(blocking?: boolean, timeout?: number | null): boolean; release(): void }>;
+export type LockProxy = BaseProxy & Methods<{ acquire(blocking?: boolean, timeout?: number | null): boolean; release(): void }> & {
+  hold(): Disposable; holdAsync(): Promise<AsyncDisposable>;
+};
 export type SemaphoreProxy = LockProxy & Methods<{ get_value(): number }>;
 export type EventProxy = BaseProxy & Methods<{ is_set(): boolean; set(): void; clear(): void; wait(timeout?: number | null): boolean }> & { isSet(): boolean };
 export type ConditionProxy = LockProxy & Methods<{ wait(timeout?: number | null): boolean; notify(n?: number): void; notify_all(): void }> & { notifyAll(): void };

@@ -77,6 +77,18 @@ test('queue, lock, semaphore, event, value proxies', async (t) => {
   assert.equal(lock.acquire(true, 0.05), false);
   lock.release();
   assert.throws(() => lock.release(), { name: 'RuntimeError', message: 'release unlocked lock' });
+  {
+    using held = lock.hold();
+    void held;
+    assert.equal(lock.acquire(false), false);
+  }
+  {
+    await using held = await lock.holdAsync();
+    void held;
+    assert.equal(await lock.acquireAsync(false), false);
+  }
+  assert.equal(lock.acquire(false), true);
+  lock.release();
   const rlock = manager.RLock();
   assert.equal(rlock.acquire(), true);
   assert.equal(rlock.acquire(), true);
