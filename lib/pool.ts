@@ -757,7 +757,7 @@ class Engine {
     const now = performance.now();
     if (sent !== undefined && worker.lastResultAt > 0) {
       const sample = now - Math.max(sent.at, worker.lastResultAt);
-      worker.serviceMs = worker.serviceMs < 0 ? sample : 0.75 * worker.serviceMs + 0.25 * sample;
+      worker.serviceMs = worker.serviceMs < 0 ? sample : (worker.serviceMs + sample) / 2;
     }
     worker.lastResultAt = now;
     const job = this.jobs.get(jobId);
