@@ -9,3 +9,6 @@ export { Value, Array, SharedArray, RawValue, RawArray, Synchronized, Synchroniz
 export { Pool, AsyncResult, MapResult, IMapIterator, RemoteTraceback, MaybeEncodingError, type PoolOptions, type ResultCallbacks, type AsyncOptions } from './pool.js';
 export { dumps, loads, tuple, Tuple, isTuple } from './pickle.js';
 export { Queue, SimpleQueue, JoinableQueue, MAX_BATCH, type QueueOptions, type OpenOptions, type Codec, type CodecName } from './queues.js';
+export { Process, ParentProcess, current_process, parent_process, active_children, cpu_count, currentProcess, parentProcess, activeChildren, cpuCount, type ProcessOptions, type Target } from './process.js';
+export { Pool, AsyncResult, MapResult, IMapIterator, RemoteTraceback, MaybeEncodingError, type PoolOptions, type ResultCallbacks } from './pool.js';
+export { Manager, BaseProxy, RemoteError, rebuildProxy, type DictProxy, type ListProxy, type NamespaceProxy, type QueueProxy, type JoinableQueueProxy, type LockProxy, type SemaphoreProxy, type EventProxy, type ConditionProxy, type BarrierProxy, type ValueProxy, type ArrayProxy } from './managers.js';
