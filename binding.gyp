@@ -6,7 +6,9 @@
         "native/addon.cc",
         "native/errors.cc",
         "native/poller.cc",
+        "native/process.cc",
         "native/mqueue.cc",
+        "native/feeder.cc",
         "native/semaphore.cc",
         "native/shm.cc",
         "native/socket.cc"

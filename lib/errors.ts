@@ -1,5 +1,6 @@
 // The exception classes of Python's multiprocessing, queue, threading and
 // pickle modules, with Python's hierarchy (BufferTooShort is a ProcessError...).
+import { getSystemErrorMap } from 'node:util';
 
 function named<T extends abstract new (...args: never[]) => Error>(cls: T, name: string): T {
   Object.defineProperty(cls.prototype, 'name', { value: name, writable: true, configurable: true });
@@ -34,6 +35,13 @@ named(Full, 'Full');
 
 export class ValueError extends Error {}
 named(ValueError, 'ValueError');
+
+export class IndexError extends Error {}
+named(IndexError, 'IndexError');
+
+/** Python's AttributeError (e.g. a lock for Value() without an acquire method). */
+export class AttributeError extends Error {}
+named(AttributeError, 'AttributeError');
 
 /** Python's AssertionError, raised where CPython's multiprocessing asserts. */
 export class AssertionError extends Error {}
@@ -71,5 +79,21 @@ export function isOSError(error: unknown, code?: string): error is OSError {
 /** The same error with a message that says what happened and what to do. */
 export function withHint(error: OSError, message: string): OSError {
   error.message = `${message} (${error.code})`;
+  return error;
+}
+
+/** What an aborted async call rejects with, as Node's own APIs do (name AbortError, code ABORT_ERR). */
+export function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as Error & { code: string }).code = 'ABORT_ERR';
+  return error;
+}
+
+/** An OSError built in JS from an errno number (e.g. one reported by a native thread). */
+export function errnoError(errno: number, syscall: string, path?: string): OSError {
+  const [code, description] = getSystemErrorMap().get(-errno) ?? ['UNKNOWN', 'unknown error'];
+  const error = new Error(`${code}: ${description}, ${syscall}${path === undefined ? '' : ` '${path}'`}`) as OSError;
+  Object.assign(error, { code, errno, syscall, ...(path === undefined ? {} : { path }) });
   return error;
 }

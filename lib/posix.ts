@@ -1,2 +1,7 @@
 // posix-multiprocessing/posix: the kernel objects, thin and by name.
 export { listKernelObjects, type KernelObjects } from './posix/inventory.js';
+export { MessageQueue, type MessageQueueOptions, type SendOptions, type Message, type MessageData } from './posix/mqueue.js';
+export { mqueueSetting, queueBytes } from './posix/limits.js';
+export { NamedSemaphore, SEM_VALUE_MAX, type NamedSemaphoreOptions } from './posix/semaphore.js';
+export { SharedMemorySegment, type SharedMemorySegmentOptions } from './posix/shm.js';
+export type { WaitOptions } from './timeouts.js';

@@ -20,3 +20,26 @@ export function deadlineAfter(seconds: number): number {
 export function secondsUntil(deadline: number): number {
   return deadline === Infinity ? Infinity : Math.max(0, (deadline - performance.now()) / 1000);
 }
+
+// setTimeout fires at once for delays beyond 2^31 - 1 ms (about 24.8 days).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Calls `fire` after `seconds` (any length); returns what cancels it. */
+export function afterSeconds(seconds: number, fire: () => void): () => void {
+  const deadline = deadlineAfter(seconds);
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const left = deadline - performance.now();
+    timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fire, Math.max(0, left));
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
+
+/** The options of every async wait. */
+export interface WaitOptions {
+  /** Seconds; null/undefined waits forever, 0 or less does not wait. */
+  timeout?: number | null;
+  /** Aborting rejects the wait with an AbortError. */
+  signal?: AbortSignal;
+}

@@ -6,6 +6,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSemaphore(env, exports);
   InitSharedMemory(env, exports);
   InitSocket(env, exports);
+  InitProcess(env, exports);
+  InitFeeder(env, exports);
   return exports;
 }
 

@@ -40,3 +40,15 @@ export function finished(child: ReturnType<typeof spawn>): Promise<{ code: numbe
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
+
+/** A CPython prelude binding libc's sem_open/sem_wait/sem_post/sem_getvalue with ctypes; opens sys.argv[1] as `sem`. */
+export const PY_SEM_CTYPES = `
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.sem_open.restype = ctypes.c_void_p
+libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+for f in (libc.sem_wait, libc.sem_post, libc.sem_close):
+    f.argtypes = [ctypes.c_void_p]
+libc.sem_getvalue.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+sem = libc.sem_open(sys.argv[1].encode(), 0)
+`;
