@@ -41,7 +41,7 @@ for obj in (A(), B(), C(), D()):
   for (const hex of fromPython) rejects(Buffer.from(hex, 'hex'), /global '((builtins|__builtin__)\.(eval|__import__)|posix\.system|os\.system|(subprocess|commands)\.Popen)' is not allowed/);
   rejects('\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93.', /global 'os.system' is not allowed.*at byte 25/);
   rejects("ccopy_reg\n_reconstructor\n(c__builtin__\nobject\nc__builtin__\nlist\nNtR.", /builtins\.list|base object/);
-  rejects("cbuiltins\ngetattr\n.", /getattr/);
+  rejects("c__builtin__\ngetattr\n(c__builtin__\nset\nS'__init__'\ntR.", /getattr is allowed only for zoneinfo/);
   rejects("c__builtin__\n__import__\n.", /__import__/);
 });
 

@@ -5,7 +5,8 @@ import { PicklingError } from '../errors.js';
 import { isReducible, reduceSymbol } from '../reduction.js';
 import { EXCEPTIONS, Global, writers } from './registry.js';
 import {
-  Complex, Decimal, Deque, FrozenSet, Float, OrderedDict, PickleBuffer, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple,
+  Complex, Decimal, Deque, FrozenSet, Float, OrderedDict, PickleBuffer, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
+  type TzInfo,
 } from './types.js';
 
 export interface DumpsOptions {
@@ -510,6 +511,7 @@ class Pickler {
     if (obj instanceof PyTime) return this.saveDateState('time', timeState(obj, this.proto), obj.tzinfo, obj);
     if (obj instanceof TimeDelta) return this.saveReduce('datetime', 'timedelta', [obj.days, obj.seconds, obj.microseconds], obj);
     if (obj instanceof TimeZone) return this.saveReduce('datetime', 'timezone', obj.name === null ? [obj.offset] : [obj.offset, obj.name], obj);
+    if (obj instanceof ZoneInfo) return this.saveZoneInfo(obj);
     if (obj instanceof Decimal) return this.saveReduce('decimal', 'Decimal', [obj.value], obj);
     if (obj instanceof Complex) return this.saveReduce('builtins', 'complex', [new Float(obj.real), new Float(obj.imag)], obj);
     if (obj instanceof PickleBuffer) return this.savePickleBuffer(obj);
@@ -558,7 +560,21 @@ class Pickler {
     this.saveDateState('datetime', s, value.tzinfo, obj);
   }
 
-  saveDateState(name: string, state: Buffer, tzinfo: TimeZone | null, obj: object): void {
+  /** getattr(ZoneInfo, '_unpickle')(key, 1), as CPython writes a ZoneInfo (a bound classmethod) at every protocol. */
+  saveZoneInfo(zone: ZoneInfo): void {
+    this.saveGlobal('builtins', 'getattr');
+    this.saveGlobal('zoneinfo', 'ZoneInfo');
+    this.saveString('_unpickle');
+    this.byte(0x86);
+    this.memoizeAnonymous();
+    this.byte(0x52);
+    this.memoizeAnonymous();
+    this.saveTupleItems([zone.key, 1], null);
+    this.byte(0x52);
+    this.memoize(zone);
+  }
+
+  saveDateState(name: string, state: Buffer, tzinfo: TzInfo | null, obj: object): void {
     this.saveReduce('datetime', name, tzinfo === null ? [state] : [state, tzinfo], obj);
   }
 
