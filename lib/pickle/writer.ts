@@ -546,7 +546,7 @@ class Pickler {
   }
 
   saveDateTime(value: PyDateTime, obj: object): void {
-    const s = Buffer.alloc(10);
+    const s = Buffer.allocUnsafe(10);
     s[0] = value.year >> 8;
     s[1] = value.year & 0xff;
     s[2] = value.month | (value.fold && this.proto > 3 ? 0x80 : 0);
