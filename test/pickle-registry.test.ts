@@ -139,3 +139,12 @@ test('Python 2 era opcodes: INST, OBJ, copy_reg._reconstructor, STRING/BINSTRING
   assert.equal(loads(Buffer.from('V\\u20ac\\U0001f600x\n.', 'latin1')), '€😀x');
   assert.deepEqual(loads(Buffer.from('(I01\nI00\nL12345678901234567890L\nF-0.0\nt.', 'latin1')), tuple(true, false, 12345678901234567890n, -0));
 });
+
+test('NEWOBJ_EX (a class with __getnewargs_ex__) builds a registered class', () => {
+  const data = Buffer.from(python(`${pythonClasses}
+Point.__getnewargs_ex__ = lambda self: ((self.x,), {'y': self.y})
+sys.stdout.write(pickle.dumps(Point(1, 2), 4).hex())`), 'hex');
+  assert.ok(data.includes(0x92), 'the pickle uses NEWOBJ_EX');
+  const point = loads(data) as Point;
+  assert.ok(point instanceof Point && point.x === 1 && point.y === 2);
+});
