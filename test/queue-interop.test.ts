@@ -1,0 +1,55 @@
+// The default codec on the wire: an object that fits one message is exactly
+// CPython's pickle.dumps(obj, 4), read and written by a Python process with
+// ctypes on librt, by the queue's name.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Queue } from '../lib/index.js';
+import { MessageQueue } from '../lib/posix.js';
+import { python, testName } from './helpers.js';
+
+function pickleAvailable(): boolean {
+  const probe = new Queue();
+  try {
+    probe.put(1);
+    return probe.get() === 1;
+  } catch {
+    return false;
+  } finally {
+    probe.close();
+  }
+}
+
+const CTYPES = `
+import ctypes, os, pickle
+rt = ctypes.CDLL('librt.so.1', use_errno=True)
+rt.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+rt.mq_receive.restype = ctypes.c_ssize_t
+rt.mq_receive.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
+rt.mq_send.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint]
+def receive(mqd):
+    buffer = ctypes.create_string_buffer(8192)
+    length = rt.mq_receive(mqd, buffer, 8192, None)
+    assert length >= 0, os.strerror(ctypes.get_errno())
+    return buffer.raw[:length]
+def send(mqd, data):
+    assert rt.mq_send(mqd, data, len(data), 0) == 0, os.strerror(ctypes.get_errno())
+`;
+
+test('a named queue carries exactly pickle.dumps(obj, 4), both ways', { skip: !pickleAvailable() && 'the pickle codec is not in this build yet' }, (t) => {
+  const name = testName('pickled');
+  const queue = new Queue<unknown>(0, { name });
+  t.after(() => { queue.close(); Queue.unlink(name); });
+  queue.put({ a: 1, b: [1, 2], c: 'caf\u00e9' });
+  queue.put(null);
+  const kernel = new MessageQueue(name);
+  t.after(() => kernel.close());
+  while (kernel.currentMessages < 2) { /* the feeder hands them over in a moment */ }
+  const output = python(`${CTYPES}
+mqd = rt.mq_open(${JSON.stringify(name)}.encode(), os.O_RDWR)
+first, second = receive(mqd), receive(mqd)
+print(first == pickle.dumps({'a': 1, 'b': [1, 2], 'c': 'caf\\u00e9'}, 4), second == pickle.dumps(None, 4))
+send(mqd, pickle.dumps({'from': 'python', 'n': [1.5, None, True]}))
+`);
+  assert.equal(output.trim(), 'True True');
+  assert.deepEqual(queue.get(true, 5), { from: 'python', n: [1.5, null, true] });
+});
