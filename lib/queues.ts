@@ -146,7 +146,7 @@ function tryUnlink(kind: ResourceKind, name: string): void {
 
 const semaphoreNames = (name: string) => ({ items: `${name}.items`, slots: `${name}.slots`, unfinished: `${name}.unfinished` });
 
-export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
+export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIterable<T> {
   /** The kernel queue's name (generated for an anonymous queue). */
   readonly name: string;
   /** The bound given at creation; 0 when unbounded. */
@@ -165,6 +165,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   #feeder: FeederHandle | null = null;
   /** Hand-off segments whose frames wait in the feeder: the tracker removes them if this process dies first. */
   #handOffsInFlight: string[] = [];
+  /** Waiting for the feeder to empty ([Symbol.asyncDispose]). */
+  #drainWaiters: (() => void)[] = [];
   /** Entries of a batch this process received and has not returned yet (each one as a single message would be). */
   #ready: Buffer[] = [];
 
@@ -341,6 +343,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.close();
   }
 
+  /** close(), then waits (without blocking the event loop) until what this process put reached the kernel queue. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    if (this.#feeder === null || this.#feeder.pending === 0) return;
+    await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  }
+
   /** Objects as they come, until the queue is closed. */
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     while (!this.#closed) {
@@ -432,8 +441,10 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   #startFeeder(): FeederHandle {
     if (this.#feeder === null) {
       this.#feeder = new native.Feeder(this.name, this.#batch ? MAX_BATCH : 1, () => {
-        this.#flushed(this.#feeder!.pending === 0);
-        if (this.#closed && this.#feeder!.pending === 0) feeding.delete(this as Queue<unknown>);
+        const empty = this.#feeder!.pending === 0;
+        this.#flushed(empty);
+        if (empty) for (const resolve of this.#drainWaiters.splice(0)) resolve();
+        if (this.#closed && empty) feeding.delete(this as Queue<unknown>);
       });
       if (this.#joinCancelled) this.#feeder.keepAlive(false);
     }

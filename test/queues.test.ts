@@ -380,3 +380,22 @@ test('a consumer SIGKILLed mid-stream: the others take the rest, nothing hangs',
   assert.equal(new Set(received).size, received.length);
   assert.ok(received.length > 100, `the survivors got ${received.length} of 300`);
 });
+
+test('await using: the queue is closed and what was put has reached the kernel queue', async (t) => {
+  const reader = namedQueue(t, (name) => new Queue<number>(0, { name, codec }));
+  const received: number[] = [];
+  const reading = (async () => {
+    for (let i = 0; i < 30; i++) received.push(await reader.getAsync({ timeout: 5 }));
+  })();
+  let writer: Queue<number>;
+  {
+    await using queue = Queue.open<number>(reader.name, { codec });
+    writer = queue;
+    for (let i = 0; i < 30; i++) queue.put(i);
+  }
+  // The kernel queue holds 10: the other 20 left the feeder only as the reader took objects.
+  assert.ok(received.length >= 20, `disposed with ${30 - received.length} objects not yet in the kernel queue`);
+  assert.throws(() => writer.put(1), ValueError);
+  await reading;
+  assert.deepEqual(received, Array.from({ length: 30 }, (_, i) => i));
+});
