@@ -15,6 +15,11 @@ export interface SharedMemoryOptions {
   create?: boolean;
   /** Bytes, for create; an existing block keeps its own size. */
   size?: number;
+  /**
+   * As CPython 3.13's `track`: false leaves a generated block alone when its
+   * creator exits (someone else will unlink it). Attaching never tracks.
+   */
+  track?: boolean;
 }
 
 /** CPython's names have no leading '/': the kernel's name is '/' + name. */
@@ -36,7 +41,7 @@ export class SharedMemory implements Disposable {
   readonly #segment: SharedMemorySegment;
 
   constructor(options: SharedMemoryOptions | string = {}) {
-    const { name = null, create = false, size = 0 } = typeof options === 'string' ? { name: options } : options;
+    const { name = null, create = false, size = 0, track = true } = typeof options === 'string' ? { name: options } : options;
     if (typeof size !== 'number' || Number.isNaN(size)) throw new TypeError(`'size' must be a number, not ${typeof size}`);
     if (!(size >= 0)) throw new ValueError("'size' must be a positive integer");
     if (!Number.isSafeInteger(size)) throw new TypeError(`'size' must be an integer, not ${size}`);
@@ -54,7 +59,7 @@ export class SharedMemory implements Disposable {
         if ((error as { code?: string }).code === 'EEXIST') continue;
         throw error;
       }
-      own(generated);
+      if (track) own(generated);
       return;
     }
   }

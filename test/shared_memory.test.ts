@@ -127,11 +127,14 @@ function nodeChild(code: string): string {
   return result.stdout.trim();
 }
 
-test('a generated block is removed when its creator exits; a named one stays; an attacher never removes one', (t) => {
+test('a generated block is removed when its creator exits (unless track: false); a named one stays; an attacher never removes one', (t) => {
   const generated = nodeChild('console.log(new SharedMemory({ create: true, size: 10 }).name)');
   cleanup(t, generated);
   assert.match(generated, /^psm_/);
   assert.ok(!existsSync(`/dev/shm/${generated}`), 'the creator removed its generated block at exit');
+  const untracked = nodeChild('console.log(new SharedMemory({ create: true, size: 10, track: false }).name)');
+  cleanup(t, untracked);
+  assert.ok(existsSync(`/dev/shm/${untracked}`), 'track: false leaves the block to whoever unlinks it');
   const name = pyName('persist');
   cleanup(t, name);
   nodeChild(`new SharedMemory({ name: ${JSON.stringify(name)}, create: true, size: 10 }).buf[0] = 7`);

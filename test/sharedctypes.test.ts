@@ -4,15 +4,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { RawArray, RawValue, SharedCArray, SharedCValue, sizeof, type Typecode } from '../lib/sharedctypes.js';
-import { reduceSymbol } from '../lib/reduction.js';
+import { RawArray, RawValue, SharedArray, SharedCArray, SharedCValue, Synchronized, SynchronizedArray, Value, sizeof, synchronized, type SharedLock, type Typecode } from '../lib/sharedctypes.js';
+import { Lock, RLock } from '../lib/synchronize.js';
+import { isReducible, reduceSymbol } from '../lib/reduction.js';
 import { finished, python } from './helpers.js';
 
 const fixture = new URL('./fixtures/sharedctypes-child.js', import.meta.url).pathname;
 const TYPECODES: Typecode[] = ['b', 'B', 'h', 'H', 'i', 'I', 'l', 'L', 'q', 'Q', 'f', 'd', 'c', 'u'];
 
-type Shared = SharedCValue | SharedCArray;
-const argsOf = (object: Shared) => object[reduceSymbol]()[2];
+type Shared = SharedCValue | SharedCArray | Synchronized | SynchronizedArray;
+/** The object's reduction arguments, with its lock as the lock's own reduction (what the pickle carries). */
+const argsOf = (object: Shared) => object[reduceSymbol]()[2].map((arg) => (isReducible(arg) ? arg[reduceSymbol]() : arg));
 const segmentOf = (object: Shared) => argsOf(object)[1] as string;
 
 /** Closes the objects after the test, whatever happened. */
@@ -147,8 +149,8 @@ test('Atomics over the view of an Int32 value are exact across 4 processes', asy
   assert.equal(counter.value, 80_000);
 });
 
-test("RawArray('d', 1_000_000) filled by 4 processes in stripes", async (t) => {
-  const array = closing(t, RawArray('d', 1_000_000));
+test("Array('d', 1_000_000) filled by 4 processes in stripes", async (t) => {
+  const array = closing(t, SharedArray('d', 1_000_000));
   await allSucceed(Array.from({ length: 4 }, (_, i) => child('stripe', [array], String(i), '4')));
   const view = array.view;
   const stripe = 250_000;
@@ -210,4 +212,106 @@ test("a killed creator's values and generated SharedMemory blocks are removed by
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   assert.deepEqual(names.filter((name) => existsSync(`/dev/shm${name}`)), []);
+});
+
+test('8 processes each add 1 to a Value(\'i\') 10 000 times under get_lock(): the total is exact', async (t) => {
+  const counter = closing(t, new Value('i', 0));
+  await allSucceed(Array.from({ length: 8 }, () => child('locked-add', [counter], '10000')));
+  assert.equal(counter.value, 80_000);
+});
+
+test('Value and Array: a new RLock by default, none with lock: false, or the lock given', (t) => {
+  const value = closing(t, Value('d', 1.5));
+  assert.ok(value instanceof Synchronized);
+  assert.ok(value.get_lock() instanceof RLock);
+  assert.ok(value.get_obj() instanceof SharedCValue);
+  assert.equal(value.getLock, value.get_lock);
+  assert.equal(value.getObj, value.get_obj);
+  assert.equal(String(value), '<Synchronized wrapper for c_double(1.5)>');
+  const raw = closing(t, Value('i', 3, { lock: false }));
+  assert.ok(raw instanceof SharedCValue);
+  assert.equal((raw as unknown as { get_lock?: unknown }).get_lock, undefined);
+  const lock = new Lock();
+  t.after(() => lock.close());
+  const guarded = closing(t, new Value('i', 1, { lock }));
+  const array = closing(t, new SharedArray('i', [1, 2], { lock }));
+  assert.equal(guarded.get_lock(), lock);
+  assert.equal(array.get_lock(), lock);
+  assert.ok(array instanceof SynchronizedArray);
+  assert.ok(closing(t, SharedArray('c', 3, { lock: false })) instanceof SharedCArray);
+  assert.equal(closing(t, Value('i', 1, { lock: null })).get_lock().constructor, RLock);
+  assert.throws(() => synchronized(guarded as never), { name: 'AssertionError', message: 'object already synchronized' });
+  assert.throws(() => Value('i', 0, { lock: 5 as never }), { name: 'AttributeError', message: "5 has no method 'acquire'" });
+  assert.throws(() => SharedArray('i', 2, { lock: {} as never }), { name: 'AttributeError' });
+});
+
+test('a synchronized object takes its lock for every access; acquire and release pass through', (t) => {
+  let held = 0;
+  let taken = 0;
+  const counting: SharedLock = {
+    acquire: () => { held++; taken++; return true; },
+    release: () => { held--; },
+  };
+  const value = closing(t, Value('i', 0, { lock: counting }));
+  const array = closing(t, SharedArray('c', Buffer.from('hello'), { lock: counting }));
+  taken = 0;
+  value.value = 5;
+  assert.equal(value.value, 5);
+  array.set(0, Buffer.from('j'));
+  assert.deepEqual(array.get(0), Buffer.from('j'));
+  assert.deepEqual(array.getSlice(1, 3), Buffer.from('el'));
+  array.setSlice(1, 3, Buffer.from('EL'));
+  assert.deepEqual(array.value, Buffer.from('jELlo'));
+  assert.deepEqual(array.raw, Buffer.from('jELlo'));
+  assert.deepEqual([...array].length, 5);
+  assert.equal(taken, 13);
+  assert.equal(held, 0, 'every access released what it took');
+  assert.equal(value.acquire(), true);
+  assert.equal(held, 1);
+  value.release();
+  assert.equal(held, 0);
+  assert.equal(value.view[0], 5, 'the view reads without the lock');
+});
+
+test('increment() adds under the lock with C wrap-around and returns the new value', (t) => {
+  const int = closing(t, Value('i', 2 ** 31 - 2));
+  assert.equal(int.increment(), 2 ** 31 - 1);
+  assert.equal(int.increment(), -(2 ** 31));
+  const big = closing(t, Value('Q', 0n));
+  assert.equal(big.increment(-1), 2n ** 64n - 1n);
+  const double = closing(t, Value('d', 0.5));
+  assert.equal(double.increment(0.25), 0.75);
+  assert.throws(() => closing(t, Value('c')).increment(), { name: 'TypeError' });
+});
+
+test('a Value crosses to a child with its lock: the child holds the very same RLock', async (t) => {
+  const value = closing(t, Value('q', 2n ** 33n));
+  await allSucceed([child('overwrite', [value], JSON.stringify([`${2n ** 34n}n`]))]);
+  assert.equal(value.value, 2n ** 34n);
+  const [module, name, args] = value[reduceSymbol]();
+  assert.deepEqual([module, name, args.slice(0, 3)], ['posix_multiprocessing', 'rebuild_ctype', ['q', segmentOf(value), null]]);
+  assert.equal(args[3], value.get_lock());
+});
+
+test('the bytes are the C data ctypes sees: CPython maps a Value and an Array by segment name', (t) => {
+  const value = closing(t, Value('q', -(2n ** 40n)));
+  const array = closing(t, SharedArray('d', [0.5, -1.25, 1e300]));
+  const out = python(`
+import ctypes
+from multiprocessing import shared_memory, resource_tracker
+def attach(name):
+    shm = shared_memory.SharedMemory(name)
+    resource_tracker.unregister(shm._name, 'shared_memory')
+    return shm
+v, a = attach(${JSON.stringify(value.get_obj().name.slice(1))}), attach(${JSON.stringify(array.get_obj().name.slice(1))})
+q = ctypes.c_longlong.from_buffer(v.buf)
+d = (ctypes.c_double * 3).from_buffer(a.buf)
+print(q.value, list(d))
+q.value = 7
+d[1] = 2.5
+del q, d
+v.close(); a.close()`);
+  assert.equal(out.trim(), `${-(2n ** 40n)} [0.5, -1.25, 1e+300]`);
+  assert.equal(value.value, 7n);
+  assert.equal(array.get(1), 2.5);
 });
