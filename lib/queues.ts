@@ -19,7 +19,7 @@ import { serialize, deserialize } from 'node:v8';
 import { AssertionError, Empty, Full, ValueError, isOSError } from './errors.js';
 import { anonymousName, validateName } from './names.js';
 import { binding } from './native.js';
-import * as pickle from './pickle.js';
+import { dumps, loads, registerReconstructor } from './pickle.js';
 import { reduceSymbol, MODULE, type Reduction } from './reduction.js';
 import { track, untrack, type ResourceKind } from './resource_tracker.js';
 import { waitSeconds, deadlineAfter, secondsUntil, type WaitOptions } from './timeouts.js';
@@ -77,20 +77,8 @@ const BATCH = 0x01;
 const HANDOFF = 0x02;
 const HANDOFF_HEADER = 9;
 
-/** The pickle codec, once lib/pickle.ts provides dumps and loads. */
-const picklePair = pickle as unknown as { dumps?: (obj: unknown, options: { protocol: number }) => Uint8Array; loads?: (bytes: Uint8Array) => unknown };
-
 const CODECS: Record<CodecName, Codec> = {
-  pickle: {
-    encode: (obj) => {
-      if (!picklePair.dumps) throw new TypeError("the 'pickle' codec is not available in this build; pass codec: 'v8' or 'json'");
-      return picklePair.dumps(obj, { protocol: 4 });
-    },
-    decode: (bytes) => {
-      if (!picklePair.loads) throw new TypeError("the 'pickle' codec is not available in this build; pass codec: 'v8' or 'json'");
-      return picklePair.loads(bytes);
-    },
-  },
+  pickle: { encode: (obj) => dumps(obj, { protocol: 4 }), decode: (bytes) => loads(bytes) },
   v8: { encode: (obj) => serialize(obj), decode: (bytes) => deserialize(bytes) },
   json: {
     encode: (obj) => {
@@ -608,6 +596,13 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     return this.#unfinished;
   }
 }
+
+// A queue pickled for another process (Process args) opens there by name.
+registerReconstructor(MODULE, 'Queue', (kind: string, name: string, codec: CodecName, batch: boolean) => {
+  const options: QueueOptions = { name, create: false, codec, batch };
+  if (kind === 'JoinableQueue') return new JoinableQueue(0, options);
+  return kind === 'SimpleQueue' ? new SimpleQueue(options) : new Queue(0, options);
+});
 
 // Python's names first; the camelCase aliases are the same functions.
 for (const [alias, name] of [['putNowait', 'put_nowait'], ['getNowait', 'get_nowait'], ['joinThread', 'join_thread'], ['cancelJoinThread', 'cancel_join_thread']] as const) {

@@ -1,23 +1,12 @@
 // The default codec on the wire: an object that fits one message is exactly
 // CPython's pickle.dumps(obj, 4), read and written by a Python process with
-// ctypes on librt, by the queue's name.
+// ctypes on librt, by the queue's name; and a queue pickled for another
+// process opens the same kernel objects there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Queue } from '../lib/index.js';
+import { JoinableQueue, Queue, SimpleQueue, dumps, loads } from '../lib/index.js';
 import { MessageQueue } from '../lib/posix.js';
 import { python, testName } from './helpers.js';
-
-function pickleAvailable(): boolean {
-  const probe = new Queue();
-  try {
-    probe.put(1);
-    return probe.get() === 1;
-  } catch {
-    return false;
-  } finally {
-    probe.close();
-  }
-}
 
 const CTYPES = `
 import ctypes, os, pickle
@@ -35,7 +24,7 @@ def send(mqd, data):
     assert rt.mq_send(mqd, data, len(data), 0) == 0, os.strerror(ctypes.get_errno())
 `;
 
-test('a named queue carries exactly pickle.dumps(obj, 4), both ways', { skip: !pickleAvailable() && 'the pickle codec is not in this build yet' }, (t) => {
+test('a named queue carries exactly pickle.dumps(obj, 4), both ways', (t) => {
   const name = testName('pickled');
   const queue = new Queue<unknown>(0, { name });
   t.after(() => { queue.close(); Queue.unlink(name); });
@@ -55,4 +44,20 @@ send(mqd, pickle.dumps({'from': 'python', 'n': [1.5, None, True]}))
   const received = queue.get(true, 5) as Map<string, unknown>;
   assert.equal(received.get('from'), 'python');
   assert.deepEqual(received.get('n'), [1.5, null, true]);
+});
+
+test('a pickled queue (as in Process args) opens the same kernel queue and keeps its kind and codec', (t) => {
+  for (const queue of [new Queue<number>(0, { codec: 'json' }), new JoinableQueue<number>(), new SimpleQueue<number>()]) {
+    t.after(() => queue.close());
+    const copy = loads(dumps(queue)) as Queue<number>;
+    t.after(() => copy.close());
+    assert.equal(copy.constructor, queue.constructor);
+    assert.equal(copy.name, queue.name);
+    copy.put(42);
+    assert.equal(queue.get(true, 5), 42);
+    assert.equal(queue.qsize(), 0);
+  }
+  const custom = new Queue(0, { codec: { encode: () => new Uint8Array(), decode: () => 0 } });
+  t.after(() => custom.close());
+  assert.throws(() => dumps(custom), /custom codec/);
 });
