@@ -355,6 +355,7 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     this.#checkOpen();
     if (this.#codecName === 'custom') throw new TypeError(`${this} has a custom codec, which cannot cross to another process; give the other process its own Queue.open(name, { codec })`);
     this.#shared = true;
+    this.#feeder?.keepAlive(this.#waitsAtExit());
     return [MODULE, 'Queue', [this.constructor.name, this.name, this.#codecName, this.#batch]];
   }
 
@@ -370,9 +371,17 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     holding.delete(this as Queue<unknown>);
   }
 
-  /** Called at process exit: waits for the feeder unless cancel_join_thread() was called. */
+  /**
+   * Called at process exit: waits for the feeder unless cancel_join_thread()
+   * was called, or the queue is anonymous and was never handed to another
+   * process (nobody could ever take what is left, so waiting would never end).
+   */
   flushAtExit(): void {
-    if (!this.#joinCancelled) this.#flushed(this.#feeder?.flush(Infinity) ?? true);
+    if (this.#waitsAtExit()) this.#flushed(this.#feeder?.flush(Infinity) ?? true);
+  }
+
+  #waitsAtExit(): boolean {
+    return !this.#joinCancelled && !(this.#anonymous && !this.#shared);
   }
 
   /** Once every frame reached the kernel queue, its hand-off segments belong to the queue, not to this process. */
@@ -434,7 +443,7 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
         if (empty) for (const resolve of this.#drainWaiters.splice(0)) resolve();
         if (this.#closed && empty) feeding.delete(this as Queue<unknown>);
       });
-      if (this.#joinCancelled) this.#feeder.keepAlive(false);
+      this.#feeder.keepAlive(this.#waitsAtExit());
     }
     feeding.add(this as Queue<unknown>);
     return this.#feeder;

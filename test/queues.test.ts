@@ -399,3 +399,19 @@ test('await using: the queue is closed and what was put has reached the kernel q
   await reading;
   assert.deepEqual(received, Array.from({ length: 30 }, (_, i) => i));
 });
+
+test('a process exits at once when what it put sits in an anonymous queue nobody else has', async () => {
+  for (const ending of ['', 'process.exit(0);']) {
+    const code = `import(${JSON.stringify(new URL('../lib/queues.js', import.meta.url).href)}).then(({ Queue }) => {
+      const queue = new Queue(0, { codec: 'json' });
+      for (let i = 0; i < 100; i++) queue.put(i);
+      ${ending}
+    });`;
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const { code: status, signal, stderr } = await finished(child);
+    clearTimeout(timer);
+    assert.equal(signal, null, 'the process waited for a flush that could never happen');
+    assert.equal(status, 0, stderr);
+  }
+});
