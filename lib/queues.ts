@@ -172,23 +172,32 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     this.#anonymous = anonymous;
     const names = semaphoreNames(this.name);
     const made: [ResourceKind, string][] = [];
+    // An anonymous object is tracked before it exists, so no SIGKILL can orphan it.
+    const making = (kind: ResourceKind, name: string) => {
+      made.push([kind, name]);
+      if (anonymous) track(kind, name);
+    };
     try {
+      making('queue', this.name);
       this.kernel = new MessageQueue(this.name, { create, exclusive, mode, maxMessages: options.maxMessages, maxMessageSize: options.maxMessageSize });
-      made.push(['queue', this.name]);
+      making('semaphore', names.items);
       this.#items = new NamedSemaphore(names.items, { create, mode, initialValue: 0 });
-      made.push(['semaphore', names.items]);
       if (maxsize > 0 && create) {
+        making('semaphore', names.slots);
         this.#slots = new NamedSemaphore(names.slots, { create, mode, initialValue: Math.min(maxsize, SEM_VALUE_MAX) });
-        made.push(['semaphore', names.slots]);
       } else {
         this.#slots = create ? null : openIfExists(names.slots);
       }
       this.maxsize = this.#slots === null ? 0 : maxsize > 0 ? maxsize : this.#slots.value + this.#items.value;
     } catch (error) {
-      if (anonymous) for (const [kind, name] of made) tryUnlink(kind, name);
+      if (anonymous) {
+        for (const [kind, name] of made) {
+          tryUnlink(kind, name);
+          untrack(kind, name);
+        }
+      }
       throw error;
     }
-    if (anonymous) for (const [kind, name] of made) track(kind, name);
   }
 
   /** Opens the existing named queue `name` (its maxsize is the one it was created with). */
@@ -430,7 +439,6 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
       return;
     }
     const { frame, segment } = handOff(payload);
-    track('shm', segment);
     if (feeder.push(frame, false) === 0) untrack('shm', segment);
     else this.#handOffsInFlight.push(segment);
   }
@@ -501,17 +509,25 @@ function openIfExists(name: string): NamedSemaphore | null {
   }
 }
 
-/** Writes a large payload to a new shared memory segment; the frame names it. The receiver unlinks it. */
+/**
+ * Writes a large payload to a new shared memory segment; the frame names it.
+ * The segment is tracked (before it exists, so no SIGKILL can orphan it)
+ * until the caller knows the frame reached the kernel; the receiver unlinks it.
+ */
 function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
   const name = anonymousName();
-  const segment = new SharedMemorySegment(name, { create: true, exclusive: true, size: payload.byteLength });
+  track('shm', name);
   try {
-    segment.buffer.set(payload);
+    const segment = new SharedMemorySegment(name, { create: true, exclusive: true, size: payload.byteLength });
+    try {
+      segment.buffer.set(payload);
+    } finally {
+      segment.close();
+    }
   } catch (error) {
-    SharedMemorySegment.unlink(name);
+    try { SharedMemorySegment.unlink(name); } catch { /* never created */ }
+    untrack('shm', name);
     throw error;
-  } finally {
-    segment.close();
   }
   const nameBytes = Buffer.from(name);
   const frame = Buffer.allocUnsafe(HANDOFF_HEADER + nameBytes.length);
@@ -552,13 +568,13 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     super(maxsize, options);
     const name = semaphoreNames(this.name).unfinished;
     const anonymous = options.name === undefined;
+    if (anonymous) track('semaphore', name);
     try {
       this.#unfinished = new NamedSemaphore(name, { create: anonymous || options.create !== false, mode: options.mode ?? 0o600, initialValue: 0 });
     } catch (error) {
       this.close();
       throw error;
     }
-    if (anonymous) track('semaphore', name);
   }
 
   static override open<T = unknown>(name: string, options: OpenOptions = {}): JoinableQueue<T> {
