@@ -476,7 +476,8 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
         return this.#unframe(entries[0]!);
       }
       case HANDOFF:
-        return this.#finishGet(takeHandOff(message));
+        // pickle and json copy what they keep, so they decode straight from the mapping (v8 keeps views).
+        return withHandOff(message, (bytes) => this.#finishGet(this.#codecName === 'pickle' || this.#codecName === 'json' ? bytes : Buffer.from(bytes)));
       default:
         return this.#finishGet(message);
     }
@@ -537,13 +538,14 @@ function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
   return { frame, segment: name };
 }
 
-function takeHandOff(frame: Buffer): Buffer {
+/** Maps the segment a hand-off frame names, unlinks it, and gives its bytes to `use` while they are mapped. */
+function withHandOff<R>(frame: Buffer, use: (bytes: Buffer) => R): R {
   const length = Number(frame.readBigUInt64LE(1));
   const name = frame.subarray(HANDOFF_HEADER).toString();
   const segment = new SharedMemorySegment(name);
   try {
     SharedMemorySegment.unlink(name);
-    return Buffer.from(segment.buffer.subarray(0, length));
+    return use(segment.buffer.subarray(0, length));
   } finally {
     segment.close();
   }

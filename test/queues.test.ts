@@ -415,3 +415,16 @@ test('a process exits at once when what it put sits in an anonymous queue nobody
     assert.equal(status, 0, stderr);
   }
 });
+
+test('large objects with the default pickle codec come out whole after their segment is gone', (t) => {
+  const queue = anonymous(t, new Queue<unknown>());
+  const big = Buffer.alloc(3_000_000, 5);
+  queue.put(big);
+  queue.put({ list: [big.subarray(0, 100_000), 'x'.repeat(20_000)] });
+  const first = queue.get() as Buffer;
+  const second = queue.get() as Map<string, unknown>;
+  assert.ok(first.equals(big));
+  const [bytes, text] = second.get('list') as [Buffer, string];
+  assert.ok(bytes.equals(big.subarray(0, 100_000)));
+  assert.equal(text, 'x'.repeat(20_000));
+});
