@@ -16,7 +16,7 @@
 //   so one consumer gets it whole; small objects may share a message (a batch
 //   of at most MAX_BATCH) when consumers lag. docs/wire-format.md.
 import { serialize, deserialize } from 'node:v8';
-import { AssertionError, Empty, Full, ValueError, isOSError } from './errors.js';
+import { AssertionError, Empty, Full, ValueError, isOSError, withHint } from './errors.js';
 import { anonymousName, validateName } from './names.js';
 import { binding } from './native.js';
 import { dumps, loads, registerReconstructor } from './pickle.js';
@@ -181,7 +181,7 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
       making('queue', this.name);
       this.kernel = new MessageQueue(this.name, { create, exclusive, mode, maxMessages: options.maxMessages, maxMessageSize: options.maxMessageSize });
       making('semaphore', names.items);
-      this.#items = new NamedSemaphore(names.items, { create, mode, initialValue: 0 });
+      this.#items = openCounter(names.items, create, mode, this.name);
       if (maxsize > 0 && create) {
         making('semaphore', names.slots);
         this.#slots = new NamedSemaphore(names.slots, { create, mode, initialValue: Math.min(maxsize, SEM_VALUE_MAX) });
@@ -498,6 +498,18 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   #untrackAll(): void {
     untrack('queue', this.name);
     for (const semaphore of Object.values(semaphoreNames(this.name))) untrack('semaphore', semaphore);
+  }
+}
+
+/** A queue's `.items` semaphore; opening a queue some other program made explains what is missing. */
+function openCounter(name: string, create: boolean, mode: number, queue: string): NamedSemaphore {
+  try {
+    return new NamedSemaphore(name, { create, mode, initialValue: 0 });
+  } catch (error) {
+    if (!create && isOSError(error, 'ENOENT')) {
+      throw withHint(error, `message queue '${queue}' exists but was not made by a Queue (its semaphore ${name} is missing): open it with new Queue(0, { name: '${queue}' }), which adds what is missing, or use MessageQueue from posix-multiprocessing/posix`);
+    }
+    throw error;
   }
 }
 

@@ -428,3 +428,14 @@ test('large objects with the default pickle codec come out whole after their seg
   assert.ok(bytes.equals(big.subarray(0, 100_000)));
   assert.equal(text, 'x'.repeat(20_000));
 });
+
+test('Queue.open of a kernel queue another program made says how to adopt it; new Queue(0, { name }) does', (t) => {
+  const name = testName('foreign');
+  const foreign = new MessageQueue(name, { create: true });
+  t.after(() => { foreign.close(); Queue.unlink(name); });
+  assert.throws(() => Queue.open(name), { code: 'ENOENT', message: /was not made by a Queue.*new Queue\(0, \{ name: / });
+  const adopted = new Queue<Buffer>(0, { name, codec: 'raw' });
+  t.after(() => adopted.close());
+  foreign.send('from C or Python');
+  assert.deepEqual(adopted.get(true, 5), Buffer.from('from C or Python'));
+});
