@@ -87,7 +87,7 @@ function copyBytes(data: BytesLike): Uint8Array | ArrayBuffer {
   return data instanceof ArrayBuffer ? data.slice(0) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
 }
 
-export class MessageQueue implements Disposable {
+export class MessageQueue implements Disposable, AsyncDisposable {
   readonly name: string;
   /** The queue's capacity in messages (the kernel's, read back after opening). */
   readonly maxMessages: number;
@@ -237,6 +237,10 @@ export class MessageQueue implements Disposable {
   }
 
   [Symbol.dispose](): void {
+    this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }
 
