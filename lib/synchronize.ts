@@ -22,6 +22,7 @@ import { AssertionError, BrokenBarrierError, ValueError, abortError, errnoError,
 import { anonymousName, validateName } from './names.js';
 import { NamedSemaphore, SEM_VALUE_MAX } from './posix/semaphore.js';
 import { SharedMemorySegment } from './posix/shm.js';
+import { registerReconstructor } from './pickle/registry.js';
 import { MODULE, reduceSymbol, type Reducible, type Reduction } from './reduction.js';
 import { track, untrack } from './resource_tracker.js';
 import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
@@ -1160,3 +1161,13 @@ export interface Event {
 export interface Barrier {
   readonly nWaiting: number;
 }
+
+// The other side of [reduceSymbol]: a pickle naming one of these objects
+// reopens it by name (a Condition's lock arrives as its own object first).
+registerReconstructor(MODULE, 'Lock', (name: string) => Lock.open(name));
+registerReconstructor(MODULE, 'RLock', (name: string) => RLock.open(name));
+registerReconstructor(MODULE, 'Semaphore', (name: string) => Semaphore.open(name));
+registerReconstructor(MODULE, 'BoundedSemaphore', (name: string, maxvalue: number) => BoundedSemaphore.open(name, maxvalue));
+registerReconstructor(MODULE, 'Condition', (lock: Lock | RLock, name: string) => Condition.open(lock, name));
+registerReconstructor(MODULE, 'Event', (name: string) => Event.open(name));
+registerReconstructor(MODULE, 'Barrier', (name: string, parties: number, timeout: number | null) => Barrier.open(name, parties, timeout));

@@ -12,6 +12,7 @@ import {
   AssertionError, Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, RLock, Semaphore, ValueError,
 } from '../lib/index.js';
 import { SharedMemorySegment } from '../lib/posix.js';
+import { dumps, loads } from '../lib/pickle.js';
 import { reduceSymbol } from '../lib/reduction.js';
 import { finished, PY_SEM_CTYPES, testName } from './helpers.js';
 
@@ -489,6 +490,23 @@ test('anonymous objects of a SIGKILLed creator are removed by the resource track
     left = files.filter((file) => now.has(file));
   }
   assert.deepEqual(left, []);
+});
+
+test('pickled objects reopen in a child process: it holds the lock, releases the semaphore, sets the event, dies', async (t) => {
+  const lock = anonymous(t, new Lock());
+  const semaphore = anonymous(t, new Semaphore(0));
+  const event = anonymous(t, new Event());
+  const condition = anonymous(t, new Condition(lock));
+  const [lockAgain, conditionAgain] = loads(dumps([lock, condition])) as [Lock, Condition];
+  t.after(() => { conditionAgain.close(); lockAgain.close(); });
+  assert.equal(conditionAgain.lock, lockAgain);
+  const exited = run('unpickled', { pickle: dumps([lock, semaphore, event]).toString('hex') });
+  assert.equal(await event.waitAsync({ timeout: 10 }), true);
+  assert.equal(semaphore.get_value(), 1);
+  await exited;
+  assert.equal(lock.acquire(true, 2), true);
+  assert.equal(lock.ownerDied, true);
+  lock.release();
 });
 
 test('objects cross to other processes as a reduction naming them; anonymous ones vanish when closed', (t) => {
