@@ -130,7 +130,7 @@ test('Semaphore and BoundedSemaphore: values, timeouts, over-release, bad start 
     const start = performance.now();
     assert.equal(zero.acquire(block, timeout), false);
     if (wait) assert.ok(elapsed(start) >= wait - 5);
-    else assert.ok(elapsed(start) < 50);
+    else assert.ok(elapsed(start) < 90);
   }
   const bounded = anonymous(t, new BoundedSemaphore(2));
   assert.equal(bounded.acquire(), true);
@@ -280,7 +280,7 @@ for (const [label, recursive, async] of [['Lock, sync waiter', false, false], ['
     const waiterResult = finished(waiter);
     await once(waiter.stdout!, 'data');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const killed = performance.now();
+    const killedAt = Date.now();
     holder.kill('SIGKILL');
     await holderExit;
     const { code, stdout, stderr } = await waiterResult;
@@ -289,7 +289,7 @@ for (const [label, recursive, async] of [['Lock, sync waiter', false, false], ['
     assert.equal(report.acquired, true);
     assert.equal(report.ownerDied, true);
     assert.equal(report.deadOwner, holder.pid);
-    assert.ok(elapsed(killed) < 1500, `took ${elapsed(killed)} ms after the kill`);
+    assert.ok(report.at - killedAt < 1000, `took ${report.at - killedAt} ms after the kill`);
     assert.equal(lock.acquire(false), true);
     assert.equal(lock.ownerDied, false);
     lock.release();
@@ -399,8 +399,10 @@ test('Condition: notify(2) wakes exactly two of three sleeping processes, notify
   await condition.acquireAsync();
   await condition.notifyAsync(2);
   condition.release();
+  const exited = () => sleepers.filter((sleeper) => sleeper.exited()).length;
+  while (exited() < 2) await new Promise((resolve) => setTimeout(resolve, 10));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(sleepers.filter((sleeper) => sleeper.exited()).length, 2);
+  assert.equal(exited(), 2);
   await condition.acquireAsync();
   await condition.notify_allAsync();
   condition.release();
@@ -433,7 +435,7 @@ test('Event: set, clear, wait with timeouts; waitAsync woken by set() in the sam
   start = performance.now();
   assert.equal(event.wait(), true);
   assert.equal(event.wait(0.1), true);
-  assert.ok(elapsed(start) < 50);
+  assert.ok(elapsed(start) < 90);
   event.clear();
   assert.equal(event.isSet(), false);
   const waits = Array.from({ length: 3 }, () => event.waitAsync({ timeout: 10 }));
