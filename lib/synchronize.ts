@@ -234,8 +234,12 @@ export class Semaphore extends AcquirableObject implements Reducible {
     return Math.max(0, this.sem.value);
   }
 
+  get closed(): boolean {
+    return this.sem.closed;
+  }
+
   close(): void {
-    if (this.sem.closed) return;
+    if (this.closed) return;
     this.sem.close();
     if (this.anonymous) removeSemaphore(this.name);
   }
@@ -249,7 +253,7 @@ export class Semaphore extends AcquirableObject implements Reducible {
   }
 
   [inspect.custom](): string {
-    return `<Semaphore(value=${this.sem.closed ? 'unknown' : this.get_value()})>`;
+    return `<Semaphore(value=${this.closed ? 'unknown' : this.get_value()})>`;
   }
 }
 
@@ -276,7 +280,7 @@ export class BoundedSemaphore extends Semaphore {
   }
 
   override [inspect.custom](): string {
-    return `<BoundedSemaphore(value=${this.sem.closed ? 'unknown' : this.get_value()}, maxvalue=${this.maxvalue})>`;
+    return `<BoundedSemaphore(value=${this.closed ? 'unknown' : this.get_value()}, maxvalue=${this.maxvalue})>`;
   }
 }
 
