@@ -296,6 +296,27 @@ for (const [label, recursive, async] of [['Lock, sync waiter', false, false], ['
   });
 }
 
+test('owner death: a Worker terminated while holding a Lock', async (t) => {
+  const lock = named(t, (name) => new Lock({ name }));
+  const index = new URL('../lib/index.js', import.meta.url).href;
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(${JSON.stringify(index)}).then(({ Lock }) => {
+      Lock.open(workerData).acquire();
+      parentPort.postMessage('held');
+    });`, { eval: true, workerData: lock.name });
+  await once(worker, 'message');
+  assert.equal(inspect(lock), '<Lock(owner=SomeOtherThread)>');
+  assert.equal(lock.acquire(false), false);
+  await worker.terminate();
+  const start = performance.now();
+  assert.equal(await lock.acquireAsync({ timeout: 3 }), true);
+  assert.ok(elapsed(start) < 1000);
+  assert.equal(lock.ownerDied, true);
+  assert.notEqual(lock.deadOwner, process.pid);
+  lock.release();
+});
+
 test('owner death: the killed holder is a zombie of the waiting process itself', async (t) => {
   const lock = named(t, (name) => new Lock({ name }));
   const holder = child('hold', { lock: lock.name });
