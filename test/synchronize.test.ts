@@ -497,6 +497,29 @@ test('10 000 concurrent acquireAsync on a Lock and waitAsync on an Event leave f
   assert.equal(acquired, 10_000);
 });
 
+test('10 000 concurrent waitAsync on a Condition over a Lock: notify_allAsync wakes them all', async (t) => {
+  const lock = anonymous(t, new Lock());
+  const condition = anonymous(t, new Condition(lock));
+  let woken = 0;
+  const waits = Array.from({ length: 10_000 }, async () => {
+    await condition.acquireAsync();
+    try {
+      if (await condition.waitAsync({ timeout: 60 })) woken++;
+    } finally {
+      condition.release();
+    }
+  });
+  while (!inspect(condition).endsWith(', 10000)>')) await new Promise((resolve) => setTimeout(resolve, 20));
+  const start = performance.now();
+  await Promise.all(Array.from({ length: 16 }, () => readFile('/proc/self/stat')));
+  assert.ok(elapsed(start) < 250);
+  await condition.acquireAsync();
+  await condition.notify_allAsync();
+  condition.release();
+  await Promise.all(waits);
+  assert.equal(woken, 10_000);
+});
+
 test('anonymous objects of a SIGKILLed creator are removed by the resource tracker', async () => {
   const creator = child('anonymous', {});
   const [line] = await once(creator.stdout!, 'data') as [Buffer];
