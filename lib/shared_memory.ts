@@ -8,6 +8,7 @@ import { SharedMemorySegment } from './posix/shm.js';
 import { disown, own } from './heap.js';
 import { IndexError, ValueError } from './errors.js';
 import { MODULE, reduceSymbol, type Reduction } from './reduction.js';
+import { registerReconstructor } from './pickle.js';
 
 export interface SharedMemoryOptions {
   /** CPython's name: no leading '/' ('psm_1234'). Generated ('psm_' + 8 hex digits) when omitted with create. */
@@ -375,3 +376,9 @@ export class ShareableList implements Disposable, Iterable<ShareableItem> {
     buf.writeInt8(code, this.#codesAt + position);
   }
 }
+
+// Unpickling: CPython's own SharedMemory pickle (name, create, size) attaches,
+// as does a ShareableList by name.
+registerReconstructor('multiprocessing.shared_memory', 'SharedMemory',
+  (name: string, create = false, size = 0) => new SharedMemory({ name, create, size }));
+registerReconstructor(MODULE, 'ShareableList', (name: string) => new ShareableList(null, { name }));

@@ -9,6 +9,7 @@ import { allocate, free } from './heap.js';
 import { AssertionError, AttributeError, IndexError, ValueError } from './errors.js';
 import { MODULE, reduceSymbol, type Reduction } from './reduction.js';
 import { RLock } from './synchronize.js';
+import { registerReconstructor } from './pickle.js';
 
 /** Python's array/ctypes typecodes. */
 export type Typecode = 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' | 'f' | 'd' | 'c' | 'u';
@@ -567,3 +568,5 @@ export function rebuild_ctype(typecode: Typecode, name: string, length: number |
   if (lock === false) return obj;
   return obj instanceof SharedCArray ? new SynchronizedArray(obj, lock, false) : new Synchronized(obj, lock, false);
 }
+
+registerReconstructor(MODULE, 'rebuild_ctype', rebuild_ctype);
