@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { SharedMemory, ShareableList } from '../lib/shared_memory.js';
 import { reduceSymbol } from '../lib/reduction.js';
-import { dumps, loads } from '../lib/pickle.js';
+import { Float, dumps, loads } from '../lib/pickle.js';
 import { finished, python, pythonProcess, testName } from './helpers.js';
 
 /** A CPython-style name (no leading slash) that the leak check recognises as this test's. */
@@ -236,7 +236,7 @@ test("ShareableList's errors and lookups are CPython's", (t) => {
   assert.throws(() => list.get(1.5), { name: 'TypeError' });
 });
 
-test('an empty ShareableList, and one whose non-ASCII text CPython would truncate', (t) => {
+test('an empty ShareableList; big ints, an integral float, and non-ASCII text CPython would truncate', (t) => {
   const empty = new ShareableList();
   cleanup(t, empty.shm.name);
   t.after(() => empty.close());
@@ -244,14 +244,15 @@ test('an empty ShareableList, and one whose non-ASCII text CPython would truncat
   assert.equal(empty.format, '');
   assert.equal(empty.shm.size, 16);
   const text = 'ストリング';  // 5 code points, 15 UTF-8 bytes
-  const wide = new ShareableList([text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2]);
+  const wide = new ShareableList([text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2, new Float(2)]);
   cleanup(t, wide.shm.name);
   t.after(() => wide.close());
-  assert.deepEqual([...wide], [text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2]);
+  assert.deepEqual([...wide], [text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2, 2]);
+  assert.equal(wide.count(2), 1);
   assert.equal(python(`${PY}
 sl = attach_list(${JSON.stringify(wide.shm.name)})
-print(sl[0] == ${JSON.stringify(text)}, sl[1] == 2**60, sl.format)
-sl.shm.close()`).trim(), 'True True 16sqd');
+print(sl[0] == ${JSON.stringify(text)}, sl[1] == 2**60, repr(sl[3]), sl.format)
+sl.shm.close()`).trim(), 'True True 2.0 16sqdd');
 });
 
 test('pickled, a SharedMemory is CPython\'s own pickle: each side unpickles it attached to the same block', (t) => {
