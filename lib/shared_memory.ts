@@ -6,7 +6,7 @@ import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import { SharedMemorySegment } from './posix/shm.js';
 import { disown, own } from './heap.js';
-import { IndexError, ValueError } from './errors.js';
+import { IndexError, ValueError, isOSError } from './errors.js';
 import { MODULE, reduceSymbol, type Reduction } from './reduction.js';
 import { Float, registerReconstructor } from './pickle.js';
 
@@ -57,7 +57,7 @@ export class SharedMemory implements Disposable {
       try {
         this.#segment = new SharedMemorySegment(generated, { create: true, exclusive: true, size });
       } catch (error) {
-        if ((error as { code?: string }).code === 'EEXIST') continue;
+        if (isOSError(error, 'EEXIST')) continue;
         throw error;
       }
       if (track) own(generated);
