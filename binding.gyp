@@ -8,6 +8,7 @@
         "native/poller.cc",
         "native/process.cc",
         "native/mqueue.cc",
+        "native/feeder.cc",
         "native/semaphore.cc",
         "native/shm.cc",
         "native/socket.cc"

@@ -38,7 +38,11 @@ interface SocketBinding {
     getsockname(fd: number): Address | null;
   };
 }
-const native = binding<SocketBinding & PollerBinding>();
+interface PollBinding {
+  /** ppoll over many descriptors: per descriptor 1 readable, 2 writable, 4 hang-up or error. */
+  poll(fds: number[], events: number[], seconds: number): number[];
+}
+const native = binding<SocketBinding & PollerBinding & PollBinding>();
 const sys = native.socket;
 
 /** A socket address: an AF_UNIX path ('\0name' is abstract) or an AF_INET [host, port]. */
@@ -181,6 +185,28 @@ class Readiness {
   }
 }
 
+/**
+ * A descriptor and its readiness. Closed by its owner's close(), or when an
+ * owner that was never closed is garbage-collected (as CPython's __del__).
+ */
+class Handle {
+  #readiness: Readiness | null = null;
+
+  constructor(readonly fd: number) {}
+
+  get readiness(): Readiness {
+    return this.#readiness ??= new Readiness(this.fd);
+  }
+
+  close(error: Error): void {
+    this.#readiness?.close(error);
+    this.#readiness = null;
+    sys.close(this.fd);
+  }
+}
+
+const forgotten = new FinalizationRegistry<Handle>((handle) => handle.close(osError('handle is closed')));
+
 /** Runs async operations of one kind (reads, or writes) one after the other. */
 class Turns {
   #tail: Promise<unknown> = Promise.resolve();
@@ -198,25 +224,25 @@ const waitReady = Symbol('waitReady');
 
 /** One end of a Pipe, or an accepted or connected socket: CPython's Connection. */
 export class Connection implements Disposable {
-  #fd: number | null;
+  #handle: Handle | null;
   #readable: boolean;
   readonly #writable: boolean;
   readonly #isSocket: boolean;
   readonly #header = Buffer.allocUnsafe(12);
-  #readiness: Readiness | null = null;
   readonly #reads = new Turns();
   readonly #writes = new Turns();
 
   constructor(fd: number, readable = true, writable = true) {
     if (!Number.isInteger(fd) || fd < 0) throw new ValueError('invalid handle');
     if (!readable && !writable) throw new ValueError('at least one of `readable` and `writable` must be True');
-    this.#fd = fd;
+    this.#handle = new Handle(fd);
+    forgotten.register(this, this.#handle, this);
     this.#readable = readable;
     this.#writable = writable;
     this.#isSocket = sys.isSocket(fd);
   }
 
-  get closed(): boolean { return this.#fd === null; }
+  get closed(): boolean { return this.#handle === null; }
   get readable(): boolean { return this.#readable; }
   get writable(): boolean { return this.#writable; }
 
@@ -226,12 +252,11 @@ export class Connection implements Disposable {
 
   /** Closes the descriptor (idempotent); pending Async calls reject with 'handle is closed'. */
   close(): void {
-    const fd = this.#fd;
-    if (fd === null) return;
-    this.#fd = null;
-    this.#readiness?.close(osError('handle is closed'));
-    this.#readiness = null;
-    sys.close(fd);
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    forgotten.unregister(this);
+    handle.close(osError('handle is closed'));
   }
 
   [Symbol.dispose](): void {
@@ -281,7 +306,7 @@ export class Connection implements Disposable {
   /** Whether there is something to read (a message, or the peer's end of file), waiting up to timeout seconds. */
   poll(timeout: number | null = 0): boolean {
     this.#checkReadable();
-    return sys.wait(this.#fd!, READABLE, toMs(waitSeconds(timeout))) !== 0;
+    return sys.wait(this.#handle!.fd, READABLE, toMs(waitSeconds(timeout))) !== 0;
   }
 
   /** recv_bytes without blocking the event loop. The timeout and signal apply until a message starts to arrive. */
@@ -301,7 +326,7 @@ export class Connection implements Disposable {
   /** poll without blocking the event loop: true when there is something to read. */
   async pollAsync(timeout: number | null = 0, options: { signal?: AbortSignal } = {}): Promise<boolean> {
     this.#checkReadable();
-    if (sys.wait(this.#fd!, READABLE, 0) !== 0) return true;
+    if (sys.wait(this.#handle!.fd, READABLE, 0) !== 0) return true;
     const seconds = waitSeconds(timeout);
     if (seconds === 0) return false;
     return this[waitReady](READABLE, deadlineAfter(seconds), options.signal);
@@ -328,13 +353,13 @@ export class Connection implements Disposable {
 
   /** @internal Waits on the event loop for the descriptor to be ready. */
   [waitReady](events: typeof READABLE | typeof WRITABLE, deadline = Infinity, signal?: AbortSignal): Promise<boolean> {
-    this.#readiness ??= new Readiness(this.#open());
-    return this.#readiness.wait(events, deadline, signal);
+    this.#open();
+    return this.#handle!.readiness.wait(events, deadline, signal);
   }
 
   #open(): number {
-    if (this.#fd === null) throw osError('handle is closed');
-    return this.#fd;
+    if (this.#handle === null) throw osError('handle is closed');
+    return this.#handle.fd;
   }
 
   #checkReadable(): void {
@@ -376,7 +401,7 @@ export class Connection implements Disposable {
   }
 
   #writeAll(buf: Buffer): void {
-    const fd = this.#fd!;
+    const fd = this.#handle!.fd;
     const write = this.#isSocket ? sys.send : sys.write;
     try {
       for (let offset = 0; offset < buf.length;) offset += write(fd, buf, offset, buf.length - offset, FOREVER);
@@ -422,7 +447,7 @@ export class Connection implements Disposable {
   }
 
   #readExactly(buf: Buffer, offset: number, length: number, atBoundary = false): void {
-    const fd = this.#fd!;
+    const fd = this.#handle!.fd;
     const end = offset + length;
     for (let at = offset; at < end;) {
       let n: number;
@@ -510,6 +535,21 @@ function slice(buf: ArrayBufferView | ArrayBuffer, offset: number, size: number 
 export function rebuildConnection(fd: number, readable: boolean, writable: boolean): Connection {
   sys.adopt(fd);
   return new Connection(fd, readable, writable);
+}
+
+/** What wait() watches: a Connection, a descriptor, or anything with fileno() (a Process sentinel's holder). */
+export type Waitable = Connection | number | { fileno(): number };
+
+/**
+ * Waits until one of the objects is ready to read (or its peer has closed)
+ * and returns those that are, as multiprocessing.connection.wait; [] when the
+ * timeout (seconds, null = forever) passes first.
+ */
+export function wait<T extends Waitable>(object_list: Iterable<T>, timeout: number | null = null): T[] {
+  const objects = [...object_list];
+  const fds = objects.map((object) => typeof object === 'number' ? object : object.fileno());
+  const ready = native.poll(fds, fds.map(() => READABLE), waitSeconds(timeout));
+  return objects.filter((_, i) => ready[i] !== 0);
 }
 
 /**
@@ -632,6 +672,7 @@ function* clientHandshake(key: Buffer): Handshake {
   yield* deliverChallenge(key);
 }
 
+/** Runs a handshake with the blocking calls; a failure closes the connection. */
 function shake(conn: Connection, handshake: Handshake): Connection {
   try {
     for (let step = handshake.next(); !step.done;) {
@@ -649,7 +690,9 @@ function shake(conn: Connection, handshake: Handshake): Connection {
   }
 }
 
-async function shakeAsync(conn: Connection, handshake: Handshake, deadline: number, signal?: AbortSignal): Promise<Connection> {
+/** Runs a handshake on the event loop; a failure closes the connection. */
+async function shakeAsync(conn: Connection, handshake: Handshake, { timeout, signal }: WaitOptions = {}): Promise<Connection> {
+  const deadline = deadlineAfter(waitSeconds(timeout));
   try {
     for (let step = handshake.next(); !step.done;) {
       if ('send' in step.value) {
@@ -664,6 +707,28 @@ async function shakeAsync(conn: Connection, handshake: Handshake, deadline: numb
     conn.close();
     throw error;
   }
+}
+
+function checkKey(authkey: unknown): Buffer {
+  if (!Buffer.isBuffer(authkey)) {
+    const type = typeof authkey === 'string' ? "<class 'str'>" : `<${typeof authkey}>`;
+    throw new ValueError(`Authkey must be bytes, not ${type}`);
+  }
+  return authkey;
+}
+
+/**
+ * CPython's deliver_challenge then answer_challenge: what Listener.accept
+ * does with an authkey, for servers that authenticate after accepting (as
+ * CPython's managers do, off the accepting loop). A failure closes `conn`.
+ */
+export function authenticateClient(conn: Connection, authkey: Buffer): Connection {
+  return shake(conn, serverHandshake(checkKey(authkey)));
+}
+
+/** authenticateClient on the event loop; the timeout covers the whole handshake. */
+export function authenticateClientAsync(conn: Connection, authkey: Buffer, options?: WaitOptions): Promise<Connection> {
+  return shakeAsync(conn, serverHandshake(checkKey(authkey)), options);
 }
 
 // Listener and Client ---------------------------------------------------
@@ -706,12 +771,11 @@ export interface ListenerOptions {
 
 /** A bound, listening socket: CPython's multiprocessing.connection.Listener. */
 export class Listener implements Disposable {
-  #fd: number | null;
+  #handle: Handle | null;
   readonly #address: Address;
   readonly #authkey: Buffer | null;
   readonly #unlinkPath: string | null;
   #lastAccepted: Address | null = null;
-  #readiness: Readiness | null = null;
 
   constructor(address: Address | null = null, { family = null, backlog = 1, authkey = null }: ListenerOptions = {}) {
     const chosen = validateFamily(family ?? (address ? addressType(address) : 'AF_UNIX'));
@@ -730,7 +794,8 @@ export class Listener implements Disposable {
       sys.close(fd);
       throw explained(error, bound);
     }
-    this.#fd = fd;
+    this.#handle = new Handle(fd);
+    forgotten.register(this, this.#handle, this);
     this.#unlinkPath = typeof bound === 'string' && !bound.startsWith('\0') ? bound : null;
   }
 
@@ -764,22 +829,21 @@ export class Listener implements Disposable {
       }
       if (accepted !== null) {
         const conn = this.#accepted(accepted);
-        return this.#authkey ? shakeAsync(conn, serverHandshake(this.#authkey), deadline, signal) : conn;
+        return this.#authkey ? shakeAsync(conn, serverHandshake(this.#authkey), { timeout: secondsUntil(deadline), signal }) : conn;
       }
-      this.#readiness ??= new Readiness(this.#open());
-      if (!(await this.#readiness.wait(READABLE, deadline, signal))) throw new TimeoutError('timed out waiting for a connection');
+      this.#open();
+      if (!(await this.#handle!.readiness.wait(READABLE, deadline, signal))) throw new TimeoutError('timed out waiting for a connection');
     }
   }
 
   /** Closes the socket (idempotent) and removes its file. */
   close(): void {
-    const fd = this.#fd;
-    if (fd === null) return;
-    this.#fd = null;
-    this.#readiness?.close(osError('listener is closed'));
-    this.#readiness = null;
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    forgotten.unregister(this);
     try {
-      sys.close(fd);
+      handle.close(osError('listener is closed'));
     } finally {
       if (this.#unlinkPath !== null) {
         try {
@@ -796,8 +860,8 @@ export class Listener implements Disposable {
   }
 
   #open(): number {
-    if (this.#fd === null) throw osError('listener is closed');
-    return this.#fd;
+    if (this.#handle === null) throw osError('listener is closed');
+    return this.#handle.fd;
   }
 
   #accepted([fd, peer]: [number, Address | null]): Connection {
@@ -860,5 +924,5 @@ export async function ClientAsync(address: Address, { family = null, authkey = n
     conn.close();
     throw error;
   }
-  return key ? shakeAsync(conn, clientHandshake(key), deadline, signal) : conn;
+  return key ? shakeAsync(conn, clientHandshake(key), { timeout: secondsUntil(deadline), signal }) : conn;
 }

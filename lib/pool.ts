@@ -12,12 +12,13 @@ import { inspect } from 'node:util';
 import { frameHeader } from './connection.js';
 import * as errors from './errors.js';
 import { ProcessError, TimeoutError, ValueError, isOSError } from './errors.js';
+import { reduceSymbol } from './reduction.js';
 import { READABLE, WRITABLE, binding, type FdPoller, type PollerBinding } from './native.js';
 import {
   FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, moduleSpecifier, native,
-  parentChannel, targetName, type Target,
+  parentChannel, targetName, waitOptions, wakeable, withKeywords, type Target,
 } from './process.js';
-import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
+import { deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 // Until lib/pickle.ts lands: the codec is this one import.
 import { serialize as dumps, deserialize as loads } from 'node:v8';
 
@@ -42,9 +43,9 @@ Object.defineProperty(MaybeEncodingError.prototype, 'name', { value: 'MaybeEncod
 // ---------------------------------------------------------------------------
 // Exceptions crossing: [type name, message, remote stack, OS fields]
 
-type ExceptionRecord = [name: string, message: string, stack: string, fields: [string, string | number][]];
+export type ExceptionRecord = [name: string, message: string, stack: string, fields: [string, string | number][]];
 
-function exceptionRecord(error: Error): ExceptionRecord {
+export function exceptionRecord(error: Error): ExceptionRecord {
   const extra: [string, string | number][] = [];
   for (const key of ['code', 'errno', 'syscall', 'path', 'exc', 'value']) {
     const value = (error as unknown as Record<string, unknown>)[key];
@@ -60,7 +61,7 @@ const knownErrors: Record<string, new (...args: never[]) => Error> = {
 };
 
 /** The task's exception, rebuilt here: its class when we know it, its name, message and fields; the remote stack as cause. */
-function rebuildException([name, message, stack, extra]: ExceptionRecord): Error {
+export function rebuildException([name, message, stack, extra]: ExceptionRecord): Error {
   const cls = Object.hasOwn(knownErrors, name) ? knownErrors[name] : Error;
   const error = Reflect.construct(Error, [message], cls) as Error;
   if (error.name !== name) Object.defineProperty(error, 'name', { value: name, writable: true, configurable: true });
@@ -180,7 +181,7 @@ export async function poolWorker(specifier: string | null, initializer: string |
         let value: unknown;
         if (kind === Kind.Apply) {
           const [args, kwds] = payload as [unknown[], Record<string, unknown> | null];
-          value = kwds === null ? fn(...args) : fn(...args, kwds);
+          value = fn(...withKeywords(args, kwds));
           if (isThenable(value)) {
             flush();
             value = await value;
@@ -221,15 +222,6 @@ export async function poolWorker(specifier: string | null, initializer: string |
 type Callback<T> = (value: T) => void;
 type ErrorCallback = (error: unknown) => void;
 
-export interface AsyncOptions {
-  timeout?: number | null;
-  signal?: AbortSignal;
-}
-
-function asyncOptions(timeout: number | null | AsyncOptions | undefined): AsyncOptions {
-  return typeof timeout === 'object' && timeout !== null ? timeout : { timeout };
-}
-
 /** Runs a user's callback outside the pool's machinery: what it throws is uncaught, not the pool's. */
 function invoke<T>(callback: ((value: T) => void) | undefined, value: T): void {
   if (callback === undefined) return;
@@ -251,7 +243,7 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
   #value: unknown;
   readonly #callback?: Callback<T>;
   readonly #errorCallback?: ErrorCallback;
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Set<() => void>();
 
   /** @internal */
   constructor(engine: Engine, callback?: Callback<T>, errorCallback?: ErrorCallback) {
@@ -281,34 +273,14 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
     return this.#outcome();
   }
 
-  waitAsync(timeout: number | null | AsyncOptions = null): Promise<void> {
-    const { timeout: seconds, signal } = asyncOptions(timeout);
+  waitAsync(timeout: number | null | WaitOptions = null): Promise<void> {
+    const { timeout: seconds, signal } = waitOptions(timeout);
     const wait = waitSeconds(seconds);
     if (this.#ready) return Promise.resolve();
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise((resolve, reject) => {
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', aborted);
-        this.#waiters = this.#waiters.filter((w) => w !== done);
-        this.#engine.release();
-      };
-      const done = () => {
-        settle();
-        resolve();
-      };
-      const aborted = () => {
-        settle();
-        reject(signal?.reason);
-      };
-      const timer = wait === Infinity ? undefined : setTimeout(done, wait * 1000);
-      signal?.addEventListener('abort', aborted, { once: true });
-      this.#waiters.push(done);
-      this.#engine.hold();
-    });
+    return this.#engine.waitFor(this.#waiters, wait, signal);
   }
 
-  async getAsync(timeout: number | null | AsyncOptions = null): Promise<T> {
+  async getAsync(timeout: number | null | WaitOptions = null): Promise<T> {
     await this.waitAsync(timeout);
     return this.#outcome();
   }
@@ -355,7 +327,7 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
     this.#value = value;
     this.#ready = true;
     this.#engine.jobs.delete(this.job);
-    for (const waiter of this.#waiters) waiter();
+    for (const waiter of [...this.#waiters]) waiter();
   }
 }
 
@@ -401,48 +373,35 @@ export class IMapIterator<T = unknown> implements IterableIterator<T>, AsyncIter
   #length: number | null = null;  // chunks, once the input is exhausted
   #delivered = 0;
   #abandoned: Error | null = null;
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Set<() => void>();
+
+  readonly #asyncInput: boolean;
 
   /** @internal */
-  constructor(engine: Engine, ordered: boolean) {
+  constructor(engine: Engine, ordered: boolean, asyncInput: boolean) {
     this.#engine = engine;
     this.#ordered = ordered;
+    this.#asyncInput = asyncInput;
   }
 
   /** The next value: blocks until it is ready, at most `timeout` seconds (then TimeoutError). */
   next(timeout: number | null = null): IteratorResult<T> {
+    if (this.#asyncInput && !this.#available()) {
+      throw new TypeError('this imap reads an async iterable, which a blocked thread cannot: iterate it with for await');
+    }
     const deadline = deadlineAfter(waitSeconds(timeout));
     this.#engine.pumpUntil(() => this.#available(), deadline);
     if (!this.#available()) throw new TimeoutError();
     return this.#take();
   }
 
-  async nextAsync(timeout: number | null | AsyncOptions = null): Promise<IteratorResult<T>> {
-    const { timeout: seconds, signal } = asyncOptions(timeout);
-    const wait = waitSeconds(seconds);
-    if (!this.#available()) {
-      if (signal?.aborted) throw signal.reason;
-      await new Promise<void>((resolve, reject) => {
-        const settle = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', aborted);
-          this.#waiters = this.#waiters.filter((w) => w !== done);
-          this.#engine.release();
-        };
-        const done = () => {
-          settle();
-          resolve();
-        };
-        const aborted = () => {
-          settle();
-          reject(signal?.reason);
-        };
-        const timer = wait === Infinity ? undefined : setTimeout(done, wait * 1000);
-        signal?.addEventListener('abort', aborted, { once: true });
-        this.#waiters.push(done);
-        this.#engine.hold();
-      });
-      if (!this.#available()) throw new TimeoutError();
+  async nextAsync(timeout: number | null | WaitOptions = null): Promise<IteratorResult<T>> {
+    const { timeout: seconds, signal } = waitOptions(timeout);
+    const deadline = deadlineAfter(waitSeconds(seconds));
+    while (!this.#available()) {
+      const left = secondsUntil(deadline);
+      if (left === 0) throw new TimeoutError();
+      await this.#engine.waitFor(this.#waiters, left, signal);  // woken by any chunk, maybe not the next
     }
     return this.#take();
   }
@@ -516,7 +475,7 @@ export class IMapIterator<T = unknown> implements IterableIterator<T>, AsyncIter
     if (this.#length !== null && this.#chunks.size + this.#arrived.length + this.#delivered >= this.#length) {
       this.#engine.jobs.delete(this.job);
     }
-    for (const waiter of this.#waiters) waiter();
+    for (const waiter of [...this.#waiters]) waiter();
   }
 }
 
@@ -547,7 +506,69 @@ interface Sent {
 
 /** Where tasks come from, in order: a job's chunks, pulled as workers can take them. */
 interface TaskSource {
-  next(): Task | null;
+  /** The next task; null when there are no more; WAIT while an async input has none yet. */
+  next(): Task | null | typeof WAIT;
+}
+const WAIT = Symbol('wait');
+
+/** Chunks of an input: null at its end, WAIT while an async input has none ready; throws what the input throws. */
+interface Chunks<T> {
+  next(): T[] | null | typeof WAIT;
+}
+
+function syncChunks<T>(iterable: Iterable<T>, size: number): Chunks<T> {
+  const iterator = iterable[Symbol.iterator]();
+  return {
+    next() {
+      const chunk: T[] = [];
+      while (chunk.length < size) {
+        const step = iterator.next();
+        if (step.done) break;
+        chunk.push(step.value);
+      }
+      return chunk.length > 0 ? chunk : null;
+    },
+  };
+}
+
+/** Reads an async input `ahead` chunks in advance; `wake` tells the pool when more is ready. */
+function asyncChunks<T>(iterable: AsyncIterable<T>, size: number, ahead: number, wake: () => void): Chunks<T> {
+  const iterator = iterable[Symbol.asyncIterator]();
+  const ready: T[][] = [];
+  let done = false;
+  let pulling = false;
+  let failure: { error: unknown } | null = null;
+  const pull = async () => {
+    pulling = true;
+    try {
+      while (!done && ready.length < ahead) {
+        const chunk: T[] = [];
+        while (chunk.length < size) {
+          const step = await iterator.next();
+          if (step.done) {
+            done = true;
+            break;
+          }
+          chunk.push(step.value);
+        }
+        if (chunk.length > 0) ready.push(chunk);
+      }
+    } catch (error) {
+      failure = { error };  // a partial chunk is dropped, as for a failing sync input
+      done = true;
+    }
+    pulling = false;
+    wake();
+  };
+  return {
+    next() {
+      const chunk = ready.shift();
+      if (!pulling && !done) void pull();
+      if (chunk !== undefined) return chunk;
+      if (failure !== null) throw failure.error;
+      return done ? null : WAIT;
+    },
+  };
 }
 
 class WorkerHandle {
@@ -568,7 +589,11 @@ class WorkerHandle {
     this.poller = new Poller(fd, onReady);
   }
 
-  /** Tasks sent ahead: many while tasks take microseconds, one when they take long. */
+  /**
+   * Tasks sent ahead: about 2 ms of its measured work (up to 512 while tasks
+   * take microseconds, one when they take long), so a worker seldom waits for
+   * the pool and a sudden long task holds back little behind it.
+   */
   get window(): number {
     if (this.serviceMs < 0) return 1;
     return Math.max(1, Math.min(512, Math.ceil(2 / Math.max(this.serviceMs, 1e-3))));
@@ -599,7 +624,7 @@ class Engine {
       args: [this.specifier, this.initializer, this.initargs, this.maxtasks],
     });
     worker.name = worker.name.replace('Process', 'PoolWorker');
-    const fd = worker.startWithChannel();
+    const fd = worker.startWithChannel(this.specifier);
     const handle: WorkerHandle = new WorkerHandle(worker, fd, (status, events) => this.#onReady(handle, status, events));
     this.workers.add(handle);
   }
@@ -668,28 +693,29 @@ class Engine {
   }
 
   async joinAsync(): Promise<void> {
-    this.hold();
-    try {
-      while (this.workers.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
-    } finally {
-      this.release();
-    }
+    while (this.workers.size > 0) await this.waitFor(this.#idleWaiters, Infinity);
     for (const worker of this.#exited.splice(0)) {
       await worker.joinAsync();
       worker.close();
     }
   }
 
-  #idleWaiters: (() => void)[] = [];
+  readonly #idleWaiters = new Set<() => void>();
 
-  /** An async wait is pending: keep the event loop watching the workers. */
-  hold(): void {
-    this.#holds++;
-    this.#watch();
+  /** An async wait for a job: the event loop watches the workers meanwhile. */
+  waitFor(waiters: Set<() => void>, seconds: number, signal?: AbortSignal): Promise<void> {
+    return wakeable((wake) => {
+      waiters.add(wake);
+      this.#hold(1);
+      return () => {
+        waiters.delete(wake);
+        this.#hold(-1);
+      };
+    }, seconds, signal);
   }
 
-  release(): void {
-    this.#holds--;
+  #hold(delta: number): void {
+    this.#holds += delta;
     this.#watch();
   }
 
@@ -731,7 +757,7 @@ class Engine {
     const now = performance.now();
     if (sent !== undefined && worker.lastResultAt > 0) {
       const sample = now - Math.max(sent.at, worker.lastResultAt);
-      worker.serviceMs = worker.serviceMs < 0 ? sample : 0.75 * worker.serviceMs + 0.25 * sample;
+      worker.serviceMs = worker.serviceMs < 0 ? sample : (worker.serviceMs + sample) / 2;
     }
     worker.lastResultAt = now;
     const job = this.jobs.get(jobId);
@@ -783,23 +809,38 @@ class Engine {
     worker.poller.close();
     closeChannel(worker.fd);
     this.workers.delete(worker);
-    if (this.workers.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    if (this.workers.size === 0) for (const wake of [...this.#idleWaiters]) wake();
   }
 
   #nextTask(): Sent | Task | null {
     if (this.#retry.length > 0) return this.#retry.shift() as Sent;
-    while (this.#sources.length > 0) {
-      const task = this.#sources[0].next();
-      if (task !== null) return task;
-      this.#sources.shift();
+    for (let i = 0; i < this.#sources.length;) {
+      const task = this.#sources[i].next();
+      if (task === WAIT) {
+        i++;  // an async input with nothing yet: the others go on
+      } else if (task === null) {
+        this.#sources.splice(i, 1);
+      } else {
+        return task;
+      }
     }
     return null;
+  }
+
+  /** An async input has more: dispatch it. */
+  kick(): void {
+    this.#dispatch();
+    this.#watch();
   }
 
   #dispatch(): void {
     if (this.state === State.Terminate) return;
     // A worker is topped up once half its window is done (fewer, larger
     // writes), one task at a time to the least loaded (even spread).
+    // An idle worker may have died unwatched: find out before giving it a task to blame.
+    for (const worker of [...this.workers]) {
+      if (worker.outstanding.length === 0 && native.poll([worker.fd], [READABLE], 0)[0] !== 0) this.#read(worker);
+    }
     const open = [...this.workers].filter((worker) => !worker.stopSent && !worker.retired &&
       (this.maxtasks === null || worker.sent < this.maxtasks) && worker.outstanding.length <= worker.window >> 1);
     while (open.length > 0) {
@@ -889,6 +930,8 @@ export interface PoolOptions {
 export interface ResultCallbacks<T> {
   callback?: Callback<T>;
   error_callback?: ErrorCallback;
+  /** The same as error_callback. */
+  errorCallback?: ErrorCallback;
 }
 
 /** Python's multiprocessing.Pool. */
@@ -920,7 +963,7 @@ export class Pool {
   apply_async<T = unknown>(fn: Target, args: unknown[] = [],
     options: ResultCallbacks<T> & { kwds?: Record<string, unknown> | null } = {}): AsyncResult<T> {
     const name = this.#function(fn);
-    const result = new AsyncResult<T>(this.#engine, options.callback, options.error_callback);
+    const result = new AsyncResult<T>(this.#engine, options.callback, options.error_callback ?? options.errorCallback);
     let task: Task | null = { job: result, index: 0, fn: name, kind: Kind.Apply, payload: [[...args], options.kwds ?? null] };
     this.#engine.submit({ next: () => { const t = task; task = null; return t; } }, result);
     return result;
@@ -944,13 +987,17 @@ export class Pool {
     return this.#mapAsync<unknown[], R>(fn, iterable, chunksize, Kind.Starmap, callbacks);
   }
 
-  /** Results in input order, as they become available (lazily consuming `iterable`). */
-  imap<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T>, chunksize = 1): IMapIterator<R> {
+  /**
+   * Results in input order, as they become available, consuming `iterable`
+   * lazily; an async iterable input (a stream...) is read ahead of the
+   * workers, and its results are read with `for await`.
+   */
+  imap<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T> | AsyncIterable<T>, chunksize = 1): IMapIterator<R> {
     return this.#imap<T, R>(fn, iterable, chunksize, true);
   }
 
   /** Results in completion order. */
-  imap_unordered<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T>, chunksize = 1): IMapIterator<R> {
+  imap_unordered<T = unknown, R = unknown>(fn: Target, iterable: Iterable<T> | AsyncIterable<T>, chunksize = 1): IMapIterator<R> {
     return this.#imap<T, R>(fn, iterable, chunksize, false);
   }
 
@@ -994,6 +1041,10 @@ export class Pool {
     return this.toString();
   }
 
+  [reduceSymbol](): never {
+    throw Object.assign(new Error('pool objects cannot be passed between processes or pickled'), { name: 'NotImplementedError' });
+  }
+
   #checkJoinable(): void {
     if (this.#engine.state === State.Run) throw new ValueError('Pool is still running');
   }
@@ -1017,7 +1068,7 @@ export class Pool {
       throw new ValueError(`Chunksize must be 1+, not ${chunksize}`);
     }
     const size = Math.max(1, chunksize);
-    const result = new MapResult<R>(this.#engine, items.length, size, callbacks.callback, callbacks.error_callback);
+    const result = new MapResult<R>(this.#engine, items.length, size, callbacks.callback, callbacks.error_callback ?? callbacks.errorCallback);
     if (items.length === 0) return result;
     let index = 0;
     this.#engine.submit({
@@ -1030,33 +1081,28 @@ export class Pool {
     return result;
   }
 
-  #imap<T, R>(fn: Target, iterable: Iterable<T>, chunksize: number, ordered: boolean): IMapIterator<R> {
+  #imap<T, R>(fn: Target, iterable: Iterable<T> | AsyncIterable<T>, chunksize: number, ordered: boolean): IMapIterator<R> {
     this.#checkRunning();
     const name = this.#function(fn);
     if (!Number.isInteger(chunksize) || chunksize < 1) throw new ValueError(`Chunksize must be 1+, not ${chunksize}`);
-    const result = new IMapIterator<R>(this.#engine, ordered);
-    const iterator = iterable[Symbol.iterator]();
+    const isSync = typeof (iterable as Partial<Iterable<T>>)[Symbol.iterator] === 'function';
+    const result = new IMapIterator<R>(this.#engine, ordered, !isSync);
+    const chunks = isSync ? syncChunks(iterable as Iterable<T>, chunksize)
+      : asyncChunks(iterable as AsyncIterable<T>, chunksize, 2 * this.#engine.processes, () => this.#engine.kick());
     let index = 0;
-    let ended = false;
     this.#engine.submit({
       next: () => {
-        if (ended) return null;
-        const chunk: T[] = [];
+        let chunk: T[] | null | typeof WAIT;
         try {
-          while (chunk.length < chunksize) {
-            const step = iterator.next();
-            if (step.done) break;
-            chunk.push(step.value);
-          }
+          chunk = chunks.next();
         } catch (error) {
-          // The input failed: the chunks before it are delivered, then its exception (as CPython, a partial chunk is dropped).
-          ended = true;
+          // The input failed: the chunks before it are delivered, then its exception.
           result._set(index, false, error);
           result._setLength(index + 1);
           return null;
         }
-        if (chunk.length === 0) {
-          ended = true;
+        if (chunk === WAIT) return WAIT;
+        if (chunk === null) {
           result._setLength(index);
           return null;
         }

@@ -12,10 +12,10 @@ import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { frameHeader } from './connection.js';
-import { AssertionError, ValueError, isOSError } from './errors.js';
+import { AssertionError, ValueError, abortError, isOSError } from './errors.js';
 import { binding } from './native.js';
 import { FIRST_INHERITED_FD, collectingDescriptors } from './reduction.js';
-import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
+import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 // Until lib/pickle.ts lands: the codec is this one import.
 import { serialize as dumps, deserialize as loads } from 'node:v8';
 
@@ -42,7 +42,7 @@ function openChannel(): [parentEnd: number, childEnd: number] {
   return [parentEnd, childEnd];
 }
 
-/** Closes a channel end made by channel(). */
+/** Closes a channel end made by openChannel(). */
 export function closeChannel(fd: number): void {
   sys.close(fd);
 }
@@ -62,11 +62,18 @@ export interface ProcessOptions {
   daemon?: boolean;
 }
 
-/** What a child reads first from its channel (a list: it crosses as a pickled list). */
-type Bootstrap = [
-  module: string | null, target: string | null, args: unknown[], kwargs: Record<string, unknown> | null,
+/**
+ * What a child reads first from its channel (lists: they cross pickled).
+ * The header holds plain values only; the child imports the modules it names
+ * before it unpickles the arguments, so that the reconstructors those
+ * modules register (registerClass...) are there for them, as CPython's spawn
+ * imports the main module before it unpickles the process object.
+ */
+type Header = [
+  module: string | null, target: string | null, preload: string | null,
   name: string, identity: number[], daemon: boolean, authkey: Uint8Array, parentPid: number, parentName: string,
 ];
+type Arguments = [args: unknown[], kwargs: Record<string, unknown> | null];
 
 const BOOTSTRAP = fileURLToPath(new URL('./spawn.js', import.meta.url));
 
@@ -119,6 +126,38 @@ function exitcodeOf(child: ChildProcess): number | null {
   if (child.exitCode !== null) return child.exitCode;
   if (child.signalCode !== null) return -(signalNumbers[child.signalCode] ?? 0);
   return null;
+}
+
+/** A timeout in seconds, or the options of an async wait. */
+export function waitOptions(timeout: number | null | undefined | WaitOptions): WaitOptions {
+  return typeof timeout === 'object' && timeout !== null ? timeout : { timeout };
+}
+
+/**
+ * Waits on the event loop until `subscribe`'s wake() is called or `seconds`
+ * pass (resolving either way), or rejects with an AbortError when `signal`
+ * aborts. `subscribe` returns what undoes it.
+ */
+export function wakeable(subscribe: (wake: () => void) => () => void, seconds: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      cancelTimer();
+      signal?.removeEventListener('abort', aborted);
+      unsubscribe();
+    };
+    const wake = () => {
+      settle();
+      resolve();
+    };
+    const aborted = () => {
+      settle();
+      reject(abortError(signal as AbortSignal));
+    };
+    const cancelTimer = seconds === Infinity ? () => {} : afterSeconds(seconds, wake);
+    signal?.addEventListener('abort', aborted, { once: true });
+    const unsubscribe = subscribe(wake);
+  });
 }
 
 /** Writes all of `data` to a non-blocking descriptor, waiting while it is full. */
@@ -301,25 +340,29 @@ export class Process {
   }
 
   start(): void {
-    this.#launch(false);
+    this.#launch(false, null);
   }
 
-  /** Starts the process and returns our end of its channel (for Pool workers). */
-  startWithChannel(): number {
-    return this.#launch(true);
+  /**
+   * Starts the process and returns our end of its channel (Pool workers and
+   * managers talk over it); `preload` is a module the child imports before
+   * it unpickles the arguments (the pool's task module).
+   */
+  startWithChannel(preload: string | null = null): number {
+    return this.#launch(true, preload);
   }
 
-  #launch(keepChannel: boolean): number {
+  #launch(keepChannel: boolean, preload: string | null): number {
     this.#checkClosed();
     if (this.#child !== null || this.#isCurrent) throw new AssertionError('cannot start a process twice');
     if (this.#parentPid !== process.pid) throw new AssertionError('can only start a process object created by current process');
     if (current_process().daemon) throw new AssertionError('daemonic processes are not allowed to have children');
     cleanup();
-    const record: Bootstrap = [
-      this.#module, this.#target, this.#args, this.#kwargs, this.#name, this.#identity, this.#daemon, this.#authkey,
-      process.pid, current_process().name,
+    const header: Header = [
+      this.#module, this.#target, preload, this.#name, this.#identity, this.#daemon, this.#authkey, process.pid, current_process().name,
     ];
-    const { result: payload, descriptors } = collectingDescriptors(() => dumps(record));
+    const { result: payload, descriptors } = collectingDescriptors(() => dumps([this.#args, this.#kwargs] satisfies Arguments));
+    const bootstrap = Buffer.concat([frame(dumps(header)), frame(payload)]);
     const [parentEnd, childEnd] = openChannel();
     let child: ChildProcess;
     try {
@@ -344,7 +387,7 @@ export class Process {
     if (this.#daemon) child.unref();
     children.add(this);
     try {
-      writeAllSync(parentEnd, frame(payload));
+      writeAllSync(parentEnd, bootstrap);
     } catch (error) {
       // The child died before reading its bootstrap: its exit code tells.
       if (!isOSError(error, 'EPIPE') && !isOSError(error, 'ECONNRESET')) throw error;
@@ -369,36 +412,21 @@ export class Process {
   }
 
   /** join() without blocking the event loop: resolves when the process has ended or the time is up. */
-  joinAsync(timeout: number | null | { timeout?: number | null; signal?: AbortSignal } = null): Promise<void> {
-    const options = typeof timeout === 'object' && timeout !== null ? timeout : { timeout };
-    const seconds = waitSeconds(options.timeout);
+  joinAsync(timeout: number | null | WaitOptions = null): Promise<void> {
+    const { timeout: seconds, signal } = waitOptions(timeout);
+    const wait = waitSeconds(seconds);
     this.#checkJoinable();
     const child = this.#child as ChildProcess;
-    const { signal } = options;
     if (this.#poll() !== null && exitcodeOf(child) !== null) return Promise.resolve();
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    // A daemonic child does not keep the loop alive, but a wait for it must.
-    child.ref();
-    return new Promise((resolve, reject) => {
-      const settle = () => {
+    return wakeable((wake) => {
+      child.ref();  // a daemonic child does not keep the loop alive, but a wait for it must
+      child.once('exit', wake);
+      return () => {
+        child.off('exit', wake);
         if (this.#daemon) child.unref();
-        clearTimeout(timer);
-        child.off('exit', done);
-        signal?.removeEventListener('abort', aborted);
         if (this.#poll() !== null) children.delete(this);
       };
-      const done = () => {
-        settle();
-        resolve();
-      };
-      const aborted = () => {
-        settle();
-        reject(signal?.reason);
-      };
-      const timer = seconds === Infinity ? undefined : setTimeout(done, seconds * 1000);
-      child.once('exit', done);
-      signal?.addEventListener('abort', aborted, { once: true });
-    });
+    }, wait, signal);
   }
 
   is_alive(): boolean {
@@ -482,6 +510,11 @@ export class Process {
   }
 }
 
+(Process.prototype as unknown as Record<string, unknown>).isAlive = Process.prototype.is_alive;
+export interface Process {
+  isAlive: Process['is_alive'];
+}
+
 /** The running process's parent, as Python's parent_process() returns. */
 export class ParentProcess {
   readonly #pidfd: number;
@@ -503,6 +536,11 @@ export class ParentProcess {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+(ParentProcess.prototype as unknown as Record<string, unknown>).isAlive = ParentProcess.prototype.is_alive;
+export interface ParentProcess {
+  isAlive: ParentProcess['is_alive'];
 }
 
 // A pidfd is closed with its Process, or when the Process is collected.
@@ -544,6 +582,8 @@ export function cpu_count(): number {
   return count;
 }
 
+export { current_process as currentProcess, parent_process as parentProcess, active_children as activeChildren, cpu_count as cpuCount };
+
 /** In a child started by Process: its end of the channel to its parent (Pool workers talk over it). */
 export function parentChannel(): number {
   return channel;
@@ -554,7 +594,7 @@ export async function runChild(channelFd: number): Promise<void> {
   for (let fd = FIRST_INHERITED_FD; fd <= channelFd; fd++) native.setCloexec(fd);
   const data = readFrameSync(channelFd);
   if (data === null) process.exit(1);  // the parent died before sending anything
-  const [module, target, args, kwargs, name, identity, daemon, authkey, parentPid, parentName] = loads(data) as Bootstrap;
+  const [module, target, preload, name, identity, daemon, authkey, parentPid, parentName] = loads(data) as Header;
   if (daemon) {
     native.setParentDeathSignal(signalNumbers.SIGTERM);
     if (process.ppid !== parentPid) process.kill(process.pid, 'SIGTERM');
@@ -568,15 +608,26 @@ export async function runChild(channelFd: number): Promise<void> {
   } catch {
     parent = null;  // the parent has already gone
   }
-  if (module === null || target === null) return;
   try {
-    const mod = await import(module) as Record<string, unknown>;
-    const fn = exportedFunction(mod, target, module);
-    await fn(...(kwargs === null ? args : [...args, kwargs]));
+    // A preload that fails is the target's to report (a pool worker tells its pool).
+    if (preload !== null) await import(preload).catch(() => {});
+    const mod = module === null ? null : await import(module) as Record<string, unknown>;
+    const argumentsData = readFrameSync(channelFd);
+    if (argumentsData === null) process.exit(1);
+    const [args, kwargs] = loads(argumentsData) as Arguments;
+    if (mod === null || target === null) return;
+    const fn = exportedFunction(mod, target, module as string);
+    await fn(...withKeywords(args, kwargs));
   } catch (error) {
     process.stderr.write(`Process ${name}:\n${formatException(error)}\n`);
     process.exitCode = 1;
   }
+}
+
+/** A call's arguments: Python's keyword arguments, when given, as one last plain object (pickle gives a Map). */
+export function withKeywords(args: unknown[], kwargs: Record<string, unknown> | Map<string, unknown> | null): unknown[] {
+  if (kwargs === null) return args;
+  return [...args, kwargs instanceof Map ? Object.fromEntries(kwargs) : kwargs];
 }
 
 /** An exception as a traceback: its stack (which starts with its type and message). */

@@ -35,7 +35,7 @@ export interface SyncOptions {
    * and is removed when its creator closes it or exits.
    */
   name?: string;
-  /** With name: only open an existing object (default true: open or create). */
+  /** With name: create it when missing (default true); false only opens an existing one. */
   create?: boolean;
   /** With name: fail with EEXIST if it exists already. */
   exclusive?: boolean;
@@ -140,14 +140,14 @@ function processGone(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     const state = stat[stat.lastIndexOf(')') + 2];
     return state === 'Z' || state === 'X';
+  } catch {
+    // No /proc entry: gone, unless /proc hides other users' processes (hidepid).
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
   } catch (error) {
-    if (isOSError(error, 'ENOENT')) return true;
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (killError) {
-      return isOSError(killError, 'ESRCH');
-    }
+    return isOSError(error, 'ESRCH');
   }
 }
 

@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSharedMemory(env, exports);
   InitSocket(env, exports);
   InitProcess(env, exports);
+  InitFeeder(env, exports);
   return exports;
 }
 

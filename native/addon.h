@@ -8,4 +8,5 @@ void InitMessageQueue(Napi::Env env, Napi::Object exports);
 void InitSemaphore(Napi::Env env, Napi::Object exports);
 void InitSharedMemory(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
+void InitFeeder(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);

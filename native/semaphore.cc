@@ -15,17 +15,22 @@
 #include <cmath>
 #include <condition_variable>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <memory>
 #include <mutex>
 #include <semaphore.h>
+#include <sys/syscall.h>
 #include <thread>
 #include <time.h>
+#include <unistd.h>
 
 namespace {
 
 // How long a waiter thread sleeps in one sem_timedwait: bounds how late it
 // notices close() or env teardown.
 constexpr double kSliceSeconds = 0.05;
+// The longest one synchronous wait() may block.
+constexpr double kMaxWaitSeconds = 0.25;
 // An idle waiter thread lingers this long for the next request, then exits.
 constexpr auto kLinger = std::chrono::seconds(1);
 
@@ -142,6 +147,8 @@ class Semaphore : public Napi::ObjectWrap<Semaphore> {
       InstanceMethod<&Semaphore::GetValue>("getValue"),
       InstanceMethod<&Semaphore::Request>("request"),
       InstanceMethod<&Semaphore::Cancel>("cancel"),
+      InstanceMethod<&Semaphore::Words>("words"),
+      InstanceMethod<&Semaphore::WakeOne>("wakeOne"),
       InstanceMethod<&Semaphore::Close>("close"),
       StaticMethod<&Semaphore::Unlink>("unlink"),
     });
@@ -157,6 +164,8 @@ class Semaphore : public Napi::ObjectWrap<Semaphore> {
     int64_t value = IntegerArg(info, 4, "initialValue");
     if (mode < 0 || mode > 07777) throw Napi::RangeError::New(info.Env(), "mode must be between 0 and 0o7777");
     if (value < 0 || value > SEM_VALUE_MAX) throw Napi::RangeError::New(info.Env(), "initialValue must be between 0 and SEM_VALUE_MAX");
+    // glibc would take "x" for "/x"; POSIX leaves such names undefined.
+    if (name_.empty() || name_[0] != '/') throw ErrnoError(info.Env(), EINVAL, "sem_open", name_);
     sem_t* sem = sem_open(name_.c_str(), flags, static_cast<mode_t>(mode), static_cast<unsigned>(value));
     if (sem == SEM_FAILED) throw ErrnoError(info.Env(), errno, "sem_open", name_);
     waiting_ = std::make_shared<Waiting>(sem);
@@ -185,23 +194,21 @@ class Semaphore : public Napi::ObjectWrap<Semaphore> {
     throw ErrnoError(info.Env(), errno, "sem_trywait", name_);
   }
 
-  // wait(seconds): blocks this thread; Infinity waits forever. False on timeout.
+  // wait(seconds): blocks this thread at most `seconds` (up to kMaxWaitSeconds:
+  // longer waits are lib/'s loop, so no call into the addon blocks for long).
+  // False on timeout.
   Napi::Value Wait(const Napi::CallbackInfo& info) {
     double seconds = NumberArg(info, 0, "seconds");
     sem_t* sem = Open(info);
-    if (std::isnan(seconds) || seconds < 0) throw Napi::RangeError::New(info.Env(), "seconds must be >= 0");
-    int rc;
-    const char* syscall = "sem_wait";
-    if (std::isinf(seconds)) {
-      do rc = sem_wait(sem); while (rc != 0 && errno == EINTR);
-    } else {
-      syscall = "sem_timedwait";
-      timespec deadline = RealtimeAfter(seconds);
-      do rc = sem_timedwait(sem, &deadline); while (rc != 0 && errno == EINTR);
-      if (rc != 0 && errno == ETIMEDOUT) return Napi::Boolean::New(info.Env(), false);
+    if (!(seconds >= 0 && seconds <= kMaxWaitSeconds)) {
+      throw Napi::RangeError::New(info.Env(), "seconds must be between 0 and " + std::to_string(kMaxWaitSeconds));
     }
-    if (rc != 0) throw ErrnoError(info.Env(), errno, syscall, name_);
-    return Napi::Boolean::New(info.Env(), true);
+    timespec deadline = RealtimeAfter(seconds);
+    int rc;
+    do rc = sem_timedwait(sem, &deadline); while (rc != 0 && errno == EINTR);
+    if (rc == 0) return Napi::Boolean::New(info.Env(), true);
+    if (errno == ETIMEDOUT) return Napi::Boolean::New(info.Env(), false);
+    throw ErrnoError(info.Env(), errno, "sem_timedwait", name_);
   }
 
   Napi::Value Post(const Napi::CallbackInfo& info) {
@@ -255,6 +262,25 @@ class Semaphore : public Napi::ObjectWrap<Semaphore> {
     return Napi::Boolean::New(info.Env(), true);
   }
 
+  // words(): an ArrayBuffer over the first 8 bytes of the sem_t, for lib/'s
+  // atomic fast path where lib/ has checked the C library's layout (glibc:
+  // the value, then the number of sleepers). Valid until close().
+  Napi::Value Words(const Napi::CallbackInfo& info) {
+    napi_value buffer;
+    if (napi_create_external_arraybuffer(info.Env(), Open(info), 8, nullptr, nullptr, &buffer) != napi_ok) {
+      return info.Env().Undefined();  // a runtime without external buffers: no fast path
+    }
+    return Napi::Value(info.Env(), buffer);
+  }
+
+  // wakeOne(): wakes one sleeper of the value word, after lib/ raised the value itself.
+  Napi::Value WakeOne(const Napi::CallbackInfo& info) {
+    if (syscall(SYS_futex, reinterpret_cast<uint32_t*>(Open(info)), FUTEX_WAKE, 1, nullptr, nullptr, 0) < 0) {
+      throw ErrnoError(info.Env(), errno, "futex", name_);
+    }
+    return info.Env().Undefined();
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Stop();
     return info.Env().Undefined();
@@ -262,6 +288,7 @@ class Semaphore : public Napi::ObjectWrap<Semaphore> {
 
   static Napi::Value Unlink(const Napi::CallbackInfo& info) {
     std::string name = StringArg(info, 0, "name");
+    if (name.empty() || name[0] != '/') throw ErrnoError(info.Env(), EINVAL, "sem_unlink", name);
     if (sem_unlink(name.c_str()) != 0) throw ErrnoError(info.Env(), errno, "sem_unlink", name);
     return info.Env().Undefined();
   }

@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Client, ClientAsync, Listener, type Address, type Connection } from '../lib/connection.js';
+import { Client, ClientAsync, Listener, authenticateClient, authenticateClientAsync, type Address } from '../lib/connection.js';
 import { AuthenticationError, ValueError } from '../lib/errors.js';
 import { finished } from './helpers.js';
 
@@ -140,6 +140,27 @@ test('a Client with an authkey facing a Listener without one: protocol error, no
   using server = await listener.acceptAsync();
   server.send_bytes(Buffer.from('hello'));
   await assert.rejects(client, { name: 'AuthenticationError', message: "Protocol error, expected challenge: message=b'hello'" });
+});
+
+test('a server may authenticate after accepting (as CPython managers do), sync or async', async () => {
+  using listener = new Listener();
+  const peer = py('python3', `
+from multiprocessing.connection import Client
+with Client(${pyAddress(listener.address)}, authkey=b'secret key') as conn:
+    conn.send_bytes(b'late handshake')
+`);
+  const done = finished(peer);
+  using conn = authenticateClient(listener.accept(), KEY);
+  assert.equal(conn.recv_bytes().toString(), 'late handshake');
+  assert.equal((await done).code, 0);
+  const connecting = ClientAsync(listener.address, { authkey: KEY });
+  const server = await authenticateClientAsync(await listener.acceptAsync(), KEY, { timeout: 5 });
+  const client = await connecting;
+  client.send_bytes(Buffer.from('async'));
+  assert.equal(server.recv_bytes().toString(), 'async');
+  server.close();
+  client.close();
+  assert.throws(() => authenticateClient(server, 'key' as never), { message: "Authkey must be bytes, not <class 'str'>" });
 });
 
 for (const python of pythons) {

@@ -3,9 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readSync, writeSync } from 'node:fs';
+import { readdirSync, readSync, writeSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { Connection, Pipe, frameHeader } from '../lib/connection.js';
+import { Connection, Pipe, frameHeader, wait } from '../lib/connection.js';
+import { Process } from '../lib/process.js';
 import { BufferTooShort, EOFError, TimeoutError, ValueError } from '../lib/errors.js';
 import { collectingDescriptors, MODULE, reduceSymbol } from '../lib/reduction.js';
 import { finished } from './helpers.js';
@@ -225,6 +229,55 @@ test('sendBytesAsync and recvBytesAsync move 32 MiB in one process without block
     await small;
     assert.deepEqual(await reader.recvBytesAsync(), Buffer.from('after'));
   }
+});
+
+test('wait returns the ready objects: connections, descriptors, a Process sentinel; [] on timeout', async (t) => {
+  const [a, b] = pipe(t);
+  const [c, d] = pipe(t);
+  let start = performance.now();
+  assert.deepEqual(wait([b, d], 0.1), []);
+  assert.ok(performance.now() - start >= 95);
+  start = performance.now();
+  assert.deepEqual(wait([b, d], -1), []);
+  assert.ok(performance.now() - start < 50);
+  c.send_bytes(Buffer.from('x'));
+  assert.deepEqual(wait([b, d]), [d]);
+  a.close();
+  assert.deepEqual(wait([b, d.fileno()], 0), [b, d.fileno()]);
+  const proc = new Process({ module: new URL('./fixtures/process_targets.js', import.meta.url).href, target: 'exitWith', args: [3] });
+  proc.start();
+  assert.deepEqual(wait([proc.sentinel], 30), [proc.sentinel]);
+  proc.join();
+  assert.equal(proc.exitcode, 3);
+});
+
+test('connections and listeners never closed are closed when collected', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const openFds = () => readdirSync('/proc/self/fd').length;
+  const before = openFds();
+  for (let i = 0; i < 200; i++) {
+    const [a, b] = Pipe(i % 2 === 0);
+    b.send_bytes(Buffer.from('dropped'));
+    if (i % 50 === 0) await b.pollAsync(0.001);  // an event-loop poller to release too
+  }
+  assert.ok(openFds() >= before + 400);
+  for (let i = 0; i < 10 && openFds() > before + 10; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.ok(openFds() <= before + 10, `descriptors left open: ${openFds() - before}`);
+});
+
+test('a worker terminated with async waits pending closes its descriptors', async () => {
+  const openFds = () => readdirSync('/proc/self/fd').length;
+  const before = openFds();
+  for (let i = 0; i < 3; i++) {
+    const worker = new Worker(new URL('./fixtures/connection-worker.js', import.meta.url));
+    await new Promise((resolve) => worker.once('message', resolve));
+    await worker.terminate();
+  }
+  assert.ok(openFds() <= before + 1, `descriptors left open: ${openFds() - before}`);
 });
 
 /** Spawns the fixture with `ends` as its descriptors 3, 4, ...; closes this process's copies. */

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import {
   AsyncResult, MaybeEncodingError, Pool, ProcessError, RemoteTraceback, TimeoutError, ValueError, active_children,
 } from '../lib/index.js';
@@ -125,6 +126,32 @@ test('the async forms never block the event loop', async (t) => {
   await assert.rejects(waiting, { name: 'AbortError' });
 });
 
+test('imap over an async iterable (a generator, a stream) is read ahead and iterated with for await', async (t) => {
+  const p = pool(t, 2);
+  async function* numbers(n: number, failAt = -1) {
+    for (let i = 0; i < n; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (i === failAt) throw new RangeError(`input failed at ${i}`);
+      yield i;
+    }
+  }
+  const out: unknown[] = [];
+  for await (const value of p.imap('square', numbers(30), 4)) out.push(value);
+  assert.deepEqual(out, [...Array(30).keys()].map((x) => x * x));
+  const stream = Readable.from([1, 2, 3, 4, 5]);
+  const unordered: number[] = [];
+  for await (const value of p.imap_unordered<number, number>('square', stream)) unordered.push(value);
+  assert.deepEqual(unordered.sort((a, b) => a - b), [1, 4, 9, 16, 25]);
+  const seen: unknown[] = [];
+  await assert.rejects(async () => {
+    for await (const value of p.imap('square', numbers(10, 7))) seen.push(value);
+  }, { name: 'RangeError', message: 'input failed at 7' });
+  assert.deepEqual(seen, [0, 1, 4, 9, 16, 25, 36]);
+  const blocking = p.imap('square', numbers(3));
+  assert.throws(() => blocking.next(), TypeError);
+  for await (const value of blocking) void value;
+});
+
 test('a worker killed mid-task: that task fails, the pool is whole again and keeps working', async (t) => {
   const p = pool(t, 2);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmp-pool-'));
@@ -145,6 +172,16 @@ test('a worker killed mid-task: that task fails, the pool is whole again and kee
   assert.ok(pids.size >= 1 && pids.size <= 2);
   assert.throws(() => p.apply('exitNow', [3]), /died while running this task \(exitcode 3\)/);
   assert.equal(p.apply('square', [5]), 25);
+});
+
+test('a worker killed while idle is replaced without failing a task', async (t) => {
+  const p = pool(t, 1);
+  const pid = p.apply<number>('pid');
+  process.kill(pid, 'SIGKILL');
+  // Reaped (not merely a zombie leader whose other threads still hold its descriptors).
+  while (fs.existsSync(`/proc/${pid}`)) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(p.apply('square', [3]), 9);
+  assert.notEqual(p.apply('pid'), pid);
 });
 
 test('terminate while tasks run: returns at once, the workers are gone, the tasks fail', async (t) => {
@@ -179,10 +216,15 @@ test('maxtasksperchild=1: a fresh worker per task, and close/join do not hang', 
 
 test('initializer and initargs run in every worker; a failing initializer fails the tasks', (t) => {
   const p = pool(t, 2, { initializer: 'initialize', initargs: [{ ready: true }] });
-  assert.deepEqual(p.map('initialized', [1, 2, 3, 4], 1), [1, 2, 3, 4].map(() => ({ ready: true })));
+  // A plain object crosses as a dict: pickle gives it back as a Map.
+  assert.deepEqual(p.map('initialized', [1, 2, 3, 4], 1).map((value) => value instanceof Map ? Object.fromEntries(value) : value),
+    [1, 2, 3, 4].map(() => ({ ready: true })));
   const broken = pool(t, 2, { initializer: 'failToInitialize' });
   assert.throws(() => broken.apply('square', [1]), { name: 'Error', message: 'cannot initialize' });
   assert.throws(() => broken.map('square', [1, 2]), { message: 'cannot initialize' });
+  const unloadable = new Pool(1, { module: new URL('./fixtures/broken_module.js', import.meta.url) });
+  t.after(() => { unloadable.terminate(); unloadable.join(); });
+  assert.throws(() => unloadable.apply('never'), { message: 'this module cannot load' });
 });
 
 test("CPython's errors for misuse", (t) => {

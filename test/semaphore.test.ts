@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { NamedSemaphore } from '../lib/posix.js';
+import { NamedSemaphore, SEM_VALUE_MAX } from '../lib/posix.js';
 import { binding } from '../lib/native.js';
 import { finished, PY_SEM_CTYPES, testName } from './helpers.js';
 
@@ -70,6 +70,14 @@ test('OS errors carry code, errno, syscall and path, and say what to do', (t) =>
   assert.throws(() => closed.release(), { code: 'EBADF', path: sem.name, message: /is closed/ });
   assert.throws(() => closed.value, { code: 'EBADF' });
   return assert.rejects(closed.acquireAsync(), { code: 'EBADF' });
+});
+
+test('release at SEM_VALUE_MAX fails with EOVERFLOW and changes nothing', (t) => {
+  const sem = created(t, SEM_VALUE_MAX);
+  assert.throws(() => sem.release(), { code: 'EOVERFLOW', syscall: 'sem_post', path: sem.name, message: /maximum value/ });
+  assert.equal(sem.value, SEM_VALUE_MAX);
+  assert.equal(sem.acquire(0), true);
+  assert.equal(sem.value, SEM_VALUE_MAX - 1);
 });
 
 test('names and options are validated before any system call', () => {
@@ -230,7 +238,7 @@ test('native Semaphore survives random arguments: only thrown errors', (t) => {
   }
   const handle = new Semaphore(sem.name, false, false, 0o600, 0);
   for (let i = 0; i < 100; i++) handle.post!(); // so that no wait() blocks
-  for (const method of ['tryWait', 'wait', 'post', 'getValue', 'cancel', 'request']) {
+  for (const method of ['tryWait', 'wait', 'post', 'getValue', 'cancel', 'request', 'words', 'wakeOne']) {
     for (let i = 0; i < 50; i++) {
       try { handle[method]!(pick(), pick()); } catch { thrown++; }
     }

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { inspect } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import {
   AssertionError, Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, RLock, Semaphore, ValueError,
 } from '../lib/index.js';
@@ -164,12 +165,96 @@ libc.sem_post(sem)
   assert.equal(await semaphore.acquireAsync({ timeout: 5 }), true);
 });
 
+test("CPython's own multiprocessing.Semaphore (spawn context) opens by name here and sees our acquire", async () => {
+  const peer = spawn('python3', ['-c', `
+import multiprocessing, sys
+semaphore = multiprocessing.get_context('spawn').Semaphore(2)
+print(semaphore._semlock.name, flush=True)
+sys.stdin.readline()
+print(semaphore.get_value(), flush=True)
+semaphore.acquire()
+`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const result = finished(peer);
+  const [line] = await once(peer.stdout!, 'data') as [Buffer];
+  const semaphore = Semaphore.open(line.toString().trim());
+  try {
+    assert.equal(semaphore.get_value(), 2);
+    assert.equal(semaphore.acquire(false), true);
+    peer.stdin!.end('go\n');
+    const { code, stdout, stderr } = await result;
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.split('\n')[1], '1');
+    assert.equal(semaphore.get_value(), 0);
+  } finally {
+    semaphore.close();
+  }
+});
+
 test('100 decrements in each of 20 processes under one Lock: the count is exact', async (t) => {
   const lock = named(t, (name) => new Lock({ name }));
   const counter = sharedWords(t, 1);
   counter.words[0] = 2000;
   await Promise.all(Array.from({ length: 20 }, () => run('decrement', { lock: lock.name, counter: counter.name, times: 100 })));
   assert.equal(counter.words[0], 0);
+});
+
+test('Semaphore(1) as a mutex shared by Node processes and a CPython process (sem_wait/sem_post): the count is exact', async (t) => {
+  const semaphore = named(t, (name) => new Semaphore(1, { name }));
+  const counter = sharedWords(t, 1);
+  counter.words[0] = 6000;
+  const script = `${PY_SEM_CTYPES}
+import mmap, os, struct
+fd = os.open('/dev/shm' + sys.argv[2], os.O_RDWR)
+memory = mmap.mmap(fd, 4)
+for _ in range(2000):
+    libc.sem_wait(sem)
+    value = struct.unpack_from('i', memory)[0]
+    struct.pack_into('i', memory, 0, value - 1)
+    libc.sem_post(sem)
+`;
+  const peer = finished(spawn('python3', ['-c', script, semaphore.name, counter.name]));
+  await Promise.all([0, 1].map(() => run('decrement', { lock: semaphore.name, counter: counter.name, times: 2000, semaphore: true })));
+  const { code, stderr } = await peer;
+  assert.equal(code, 0, stderr);
+  assert.equal(counter.words[0], 0);
+  assert.equal(semaphore.get_value(), 1);
+});
+
+test('worker threads share a Lock by name: 4 × 500 decrements are exact; an RLock is owned per thread', async (t) => {
+  const lock = named(t, (name) => new Lock({ name }));
+  const rlock = named(t, (name) => new RLock({ name }));
+  const counter = sharedWords(t, 1);
+  counter.words[0] = 2000;
+  const index = new URL('../lib/index.js', import.meta.url).href;
+  const posix = new URL('../lib/posix.js', import.meta.url).href;
+  rlock.acquire();
+  const workers = Array.from({ length: 4 }, () => new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    (async () => {
+      const { Lock, RLock } = await import(${JSON.stringify(index)});
+      const { SharedMemorySegment } = await import(${JSON.stringify(posix)});
+      const segment = new SharedMemorySegment(workerData.counter);
+      const words = new Int32Array(segment.buffer.buffer, segment.buffer.byteOffset, 1);
+      const lock = Lock.open(workerData.lock);
+      for (let i = 0; i < 500; i++) {
+        await lock.acquireAsync();
+        const value = words[0];
+        await null;
+        words[0] = value - 1;
+        lock.release();
+      }
+      const rlock = RLock.open(workerData.rlock);
+      let releaseError = '';
+      try { rlock.release(); } catch (error) { releaseError = error.name; }
+      parentPort.postMessage([rlock.acquire(false), releaseError]);
+      lock.close(); rlock.close(); segment.close();
+    })();`, { eval: true, workerData: { lock: lock.name, rlock: rlock.name, counter: counter.name } }));
+  const exits = workers.map((worker) => once(worker, 'exit'));
+  const replies = await Promise.all(workers.map((worker) => once(worker, 'message')));
+  await Promise.all(exits);
+  rlock.release();
+  assert.equal(counter.words[0], 0);
+  assert.deepEqual(replies.map(([reply]) => reply), Array.from({ length: 4 }, () => [false, 'AssertionError']));
 });
 
 for (const [label, bounded, async] of [['Semaphore(3)', false, false], ['BoundedSemaphore(3), async', true, true]] as const) {
@@ -299,6 +384,41 @@ test('Condition: must own the lock; wait times out; notify(n) and notify_all wak
   assert.equal(await condition.waitAsync({ timeout: 0.02 }), false);
 });
 
+test('Condition: notify(2) wakes exactly two of three sleeping processes, notify_all the last', async (t) => {
+  const lock = named(t, (name) => new Lock({ name }));
+  const condition = named(t, (name) => new Condition(lock, { name }), 'cond');
+  const sleepers = Array.from({ length: 3 }, () => {
+    const sleeper = child('wait-condition', { lock: lock.name, condition: condition.name, timeout: 10 });
+    let exited = false;
+    const result = finished(sleeper).then((outcome) => { exited = true; return outcome; });
+    return { result, exited: () => exited };
+  });
+  const sleeping = () => Number(/, (\d+)\)>$/.exec(inspect(condition))![1]);
+  while (sleeping() < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+  await condition.acquireAsync();
+  await condition.notifyAsync(2);
+  condition.release();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(sleepers.filter((sleeper) => sleeper.exited()).length, 2);
+  await condition.acquireAsync();
+  await condition.notify_allAsync();
+  condition.release();
+  const outcomes = await Promise.all(sleepers.map((sleeper) => sleeper.result));
+  assert.deepEqual(outcomes.map(({ code, stdout }) => [code, stdout]), Array.from({ length: 3 }, () => [0, 'true\n']));
+});
+
+test('Condition: a synchronous notify() with a waitAsync() of the same thread pending says to use notifyAsync()', async (t) => {
+  const condition = anonymous(t, new Condition());
+  await condition.acquireAsync();
+  const waiting = condition.waitAsync({ timeout: 5 });
+  condition.acquire();
+  assert.throws(() => condition.notify(), /use notifyAsync\(\)/);
+  await condition.notifyAsync();
+  condition.release();
+  assert.equal(await waiting, true);
+  condition.release();
+});
+
 test('Event: set, clear, wait with timeouts; waitAsync woken by set() in the same process and by another process', async (t) => {
   const event = named(t, (name) => new Event({ name }), 'event');
   assert.equal(event.is_set(), false);
@@ -342,6 +462,7 @@ test('10 000 concurrent acquireAsync on a Lock and waitAsync on an Event leave f
   let acquired = 0;
   const locks = Array.from({ length: 10_000 }, () => lock.acquireAsync().then(() => { acquired++; lock.release(); }));
   const events = Array.from({ length: 10_000 }, () => event.waitAsync());
+  await new Promise((resolve) => setTimeout(resolve, 20));
   const start = performance.now();
   await Promise.all(Array.from({ length: 16 }, () => readFile('/proc/self/stat')));
   t.diagnostic(`16 concurrent fs.readFile with 20 000 pending waits: ${elapsed(start).toFixed(2)} ms`);

@@ -6,11 +6,10 @@
 // nothing. Waiters are served first come, first served; a wake-up that finds
 // nothing (another process was faster) simply waits again.
 import { constants as osConstants } from 'node:os';
-import { getSystemErrorName } from 'node:util';
-import { ValueError, abortError, isOSError, withHint, type OSError } from '../errors.js';
+import { ValueError, abortError, errnoError, isOSError, withHint, type OSError } from '../errors.js';
 import { validateName } from '../names.js';
 import { binding, READABLE, WRITABLE, type FdPoller, type PollerBinding } from '../native.js';
-import { waitSeconds, type WaitOptions } from '../timeouts.js';
+import { afterSeconds, waitSeconds, type WaitOptions } from '../timeouts.js';
 import { explainOpenError, mqueueSetting } from './limits.js';
 
 export interface QueueAttributes {
@@ -67,23 +66,15 @@ export interface Message {
 
 const native = binding<MqueueBinding>();
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, MQ_PRIO_MAX } = native.mqConstants;
-/** setTimeout's longest delay; longer waits are waits without a timer. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** An Error shaped as Node's system errors, for failures lib/ detects itself. */
-function osError(code: string, message: string, syscall: string, name: string): OSError {
-  const error = new Error(`${message} (${code})`) as OSError;
-  error.code = code;
-  error.errno = (osConstants.errno as Record<string, number>)[code] ?? 0;
-  error.syscall = syscall;
-  error.path = name;
-  return error;
+/** An OSError for a failure lib/ detects itself, with its explanation. */
+function osError(code: 'EBADF' | 'EAGAIN' | 'ETIMEDOUT' | 'EMSGSIZE', message: string, syscall: string, name: string): OSError {
+  return withHint(errnoError(osConstants.errno[code], syscall, name), message);
 }
 
 interface Waiter<T> {
   resolve(value: T): void;
   reject(error: Error): void;
-  timer?: NodeJS.Timeout;
+  cancelTimer?: () => void;
   signal?: AbortSignal;
   onAbort?: () => void;
 }
@@ -291,9 +282,7 @@ export class MessageQueue implements Disposable {
 
   #enqueue<W extends Waiter<Message> | SendWaiter>(waiters: Set<W>, waiter: W, seconds: number, signal: AbortSignal | undefined, operation: 'send' | 'receive'): void {
     waiters.add(waiter);
-    if (seconds * 1000 <= MAX_TIMER_MS) {
-      waiter.timer = setTimeout(() => this.#settle(waiter).reject(this.#notReady(operation, seconds)), seconds * 1000);
-    }
+    if (seconds !== Infinity) waiter.cancelTimer = afterSeconds(seconds, () => this.#settle(waiter).reject(this.#notReady(operation, seconds)));
     if (signal) {
       waiter.signal = signal;
       waiter.onAbort = () => this.#settle(waiter).reject(abortError(signal));
@@ -305,7 +294,7 @@ export class MessageQueue implements Disposable {
   /** Removes a waiter from its queue, stops its timer and abort listener, and returns it to be resolved or rejected. */
   #settle<W extends Waiter<Message> | SendWaiter>(waiter: W): W {
     if (!this.#receivers.delete(waiter as Waiter<Message>)) this.#senders.delete(waiter as SendWaiter);
-    clearTimeout(waiter.timer);
+    waiter.cancelTimer?.();
     if (waiter.onAbort) waiter.signal!.removeEventListener('abort', waiter.onAbort);
     this.#watch();
     return waiter;
@@ -326,7 +315,7 @@ export class MessageQueue implements Disposable {
 
   #onReady(status: number, ready: number): void {
     try {
-      if (status < 0) throw osError(getSystemErrorName(status), `waiting on message queue '${this.name}' failed`, 'uv_poll', this.name);
+      if (status < 0) throw withHint(errnoError(-status, 'uv_poll', this.name), `waiting on message queue '${this.name}' failed`);
       if (ready & READABLE) {
         for (const waiter of this.#receivers) {
           const length = native.mqReceive(this.#fd, this.#scratch, 0, this.#priority);

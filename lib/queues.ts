@@ -1,0 +1,615 @@
+// Queue, SimpleQueue, JoinableQueue: Python's multiprocessing queues over a
+// POSIX message queue (10 messages of 8 KiB by default).
+//
+// - put() never blocks on an unbounded queue: the encoded object goes to a
+//   native feeder thread (native/feeder.cc) that moves it into the kernel
+//   queue, also while this thread is blocked in a synchronous call, and keeps
+//   the process alive until it did (Python's join_thread; also on
+//   process.exit(), unless cancel_join_thread() was called).
+// - Counts live in named semaphores beside the queue: `<name>.items` (objects
+//   put and not yet got, so qsize() is exact across processes), `<name>.slots`
+//   for a bounded queue (free places: put waits on it, get gives one back),
+//   `<name>.unfinished` for a JoinableQueue.
+// - An object whose encoding fits one kernel message is that message
+//   (exactly pickle.dumps(obj, 4) with the default codec); a larger one is
+//   handed over in a shared memory segment whose name travels in the queue,
+//   so one consumer gets it whole; small objects may share a message (a batch
+//   of at most MAX_BATCH) when consumers lag. docs/wire-format.md.
+import { serialize, deserialize } from 'node:v8';
+import { AssertionError, Empty, Full, ValueError, isOSError } from './errors.js';
+import { anonymousName, validateName } from './names.js';
+import { binding } from './native.js';
+import * as pickle from './pickle.js';
+import { reduceSymbol, MODULE, type Reduction } from './reduction.js';
+import { track, untrack, type ResourceKind } from './resource_tracker.js';
+import { waitSeconds, deadlineAfter, secondsUntil, type WaitOptions } from './timeouts.js';
+import { MessageQueue } from './posix/mqueue.js';
+import { NamedSemaphore, SEM_VALUE_MAX } from './posix/semaphore.js';
+import { SharedMemorySegment } from './posix/shm.js';
+
+/** How objects become bytes: a name, or your own pair of functions. */
+export interface Codec<T = unknown> {
+  encode(obj: T): Uint8Array;
+  decode(bytes: Buffer): T;
+}
+export type CodecName = 'pickle' | 'v8' | 'json' | 'raw';
+
+export type OpenOptions = Omit<QueueOptions, 'name' | 'create' | 'exclusive'>;
+
+export interface QueueOptions {
+  /** A persistent queue any process can open by this name ('/jobs'); default: anonymous. */
+  name?: string;
+  /** With a name: create the queue if it does not exist (default true). */
+  create?: boolean;
+  /** With a name: fail with EEXIST if it exists. */
+  exclusive?: boolean;
+  /** Permission bits of a new queue (default 0o600). */
+  mode?: number;
+  /** 'pickle' (default), 'v8', 'json', 'raw' (Buffers, one kernel message each, no framing) or { encode, decode }. */
+  codec?: CodecName | Codec;
+  /** Let small objects share a kernel message when consumers lag (default: true for anonymous queues, false for named ones). */
+  batch?: boolean;
+  /** Kernel queue capacity (default /proc/sys/fs/mqueue/msg_default). */
+  maxMessages?: number;
+  /** Kernel message size (default /proc/sys/fs/mqueue/msgsize_default). */
+  maxMessageSize?: number;
+}
+
+interface FeederHandle {
+  push(bytes: Uint8Array, batchable: boolean): number;
+  readonly pending: number;
+  readonly error: number;
+  flush(seconds: number): boolean;
+  close(): void;
+  drop(): void;
+  keepAlive(flag: boolean): void;
+}
+interface FeederBinding {
+  Feeder: new (name: string, maxBatch: number, onIdle: () => void) => FeederHandle;
+}
+const native = binding<FeederBinding>();
+
+/** The most objects one kernel message carries: bounds what one consumer can hold while others idle. */
+export const MAX_BATCH = 8;
+/** Frame bytes (docs/wire-format.md): a pickle never starts with one of these. */
+const ESCAPED = 0x00;
+const BATCH = 0x01;
+const HANDOFF = 0x02;
+const HANDOFF_HEADER = 9;
+
+/** The pickle codec, once lib/pickle.ts provides dumps and loads. */
+const picklePair = pickle as unknown as { dumps?: (obj: unknown, options: { protocol: number }) => Uint8Array; loads?: (bytes: Uint8Array) => unknown };
+
+const CODECS: Record<CodecName, Codec> = {
+  pickle: {
+    encode: (obj) => {
+      if (!picklePair.dumps) throw new TypeError("the 'pickle' codec is not available in this build; pass codec: 'v8' or 'json'");
+      return picklePair.dumps(obj, { protocol: 4 });
+    },
+    decode: (bytes) => {
+      if (!picklePair.loads) throw new TypeError("the 'pickle' codec is not available in this build; pass codec: 'v8' or 'json'");
+      return picklePair.loads(bytes);
+    },
+  },
+  v8: { encode: (obj) => serialize(obj), decode: (bytes) => deserialize(bytes) },
+  json: {
+    encode: (obj) => {
+      const text = JSON.stringify(obj);
+      if (text === undefined) throw new TypeError(`the 'json' codec cannot encode ${typeof obj}`);
+      return Buffer.from(text);
+    },
+    decode: (bytes) => JSON.parse(bytes.toString('utf8')),
+  },
+  raw: {
+    encode: (obj) => {
+      if (!ArrayBuffer.isView(obj)) throw new TypeError(`the 'raw' codec takes Buffers (or other ArrayBufferViews), not ${obj === null ? 'null' : typeof obj}`);
+      return new Uint8Array(obj.buffer, obj.byteOffset, obj.byteLength);
+    },
+    decode: (bytes) => bytes,
+  },
+};
+
+function resolveCodec(codec: CodecName | Codec | undefined): { name: CodecName | 'custom'; codec: Codec } {
+  if (codec === undefined) return { name: 'pickle', codec: CODECS.pickle };
+  if (typeof codec === 'string') {
+    if (!Object.hasOwn(CODECS, codec)) throw new TypeError(`codec must be 'pickle', 'v8', 'json', 'raw' or { encode, decode }, not ${JSON.stringify(codec)}`);
+    return { name: codec, codec: CODECS[codec] };
+  }
+  if (typeof codec?.encode !== 'function' || typeof codec?.decode !== 'function') {
+    throw new TypeError('a custom codec is an object with encode(obj) => Uint8Array and decode(bytes) => obj');
+  }
+  return { name: 'custom', codec };
+}
+
+/** Queues with unflushed messages: the process waits for them at exit, as Python joins its feeder threads. */
+const feeding = new Set<Queue<unknown>>();
+/** Queues holding objects of a batch this process received but did not get: they go back at exit. */
+const holding = new Set<Queue<unknown>>();
+process.on('exit', () => {
+  for (const queue of holding) queue.returnHeld();
+  for (const queue of feeding) queue.flushAtExit();
+});
+
+/** Sleeps this thread (a synchronous wait, for join()). */
+function sleepSync(milliseconds: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, milliseconds);
+}
+
+function tryUnlink(kind: ResourceKind, name: string): void {
+  try {
+    if (kind === 'queue') MessageQueue.unlink(name);
+    else NamedSemaphore.unlink(name);
+  } catch (error) {
+    if (!isOSError(error, 'ENOENT')) throw error;
+  }
+}
+
+const semaphoreNames = (name: string) => ({ items: `${name}.items`, slots: `${name}.slots`, unfinished: `${name}.unfinished` });
+
+export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
+  /** The kernel queue's name (generated for an anonymous queue). */
+  readonly name: string;
+  /** The bound given at creation; 0 when unbounded. */
+  readonly maxsize: number;
+  protected readonly kernel: MessageQueue;
+  readonly #items: NamedSemaphore;
+  readonly #slots: NamedSemaphore | null;
+  readonly #codecName: CodecName | 'custom';
+  readonly #codec: Codec;
+  readonly #raw: boolean;
+  readonly #batch: boolean;
+  readonly #anonymous: boolean;
+  #shared = false;
+  #closed = false;
+  #joinCancelled = false;
+  #feeder: FeederHandle | null = null;
+  /** Hand-off segments whose frames wait in the feeder: the tracker removes them if this process dies first. */
+  #handOffsInFlight: string[] = [];
+  /** Entries of a batch this process received and has not returned yet (each one as a single message would be). */
+  #ready: Buffer[] = [];
+
+  constructor(maxsize = 0, options: QueueOptions = {}) {
+    if (typeof maxsize !== 'number' || !Number.isInteger(maxsize)) throw new TypeError(`maxsize must be an integer, not ${String(maxsize)}`);
+    const anonymous = options.name === undefined;
+    this.name = anonymous ? anonymousName() : validateName(options.name, 'queue name');
+    if (Buffer.byteLength(this.name) + '.unfinished'.length + 4 > 255) throw new RangeError(`queue name ${this.name} is too long: a queue's semaphores add up to 15 bytes to it, and names are at most 255 bytes`);
+    const create = anonymous || options.create !== false;
+    const exclusive = anonymous || options.exclusive === true;
+    const mode = options.mode ?? 0o600;
+    ({ name: this.#codecName, codec: this.#codec } = resolveCodec(options.codec));
+    this.#raw = this.#codecName === 'raw';
+    this.#batch = !this.#raw && (options.batch ?? anonymous);
+    this.#anonymous = anonymous;
+    const names = semaphoreNames(this.name);
+    const made: [ResourceKind, string][] = [];
+    try {
+      this.kernel = new MessageQueue(this.name, { create, exclusive, mode, maxMessages: options.maxMessages, maxMessageSize: options.maxMessageSize });
+      made.push(['queue', this.name]);
+      this.#items = new NamedSemaphore(names.items, { create, mode, initialValue: 0 });
+      made.push(['semaphore', names.items]);
+      if (maxsize > 0 && create) {
+        this.#slots = new NamedSemaphore(names.slots, { create, mode, initialValue: Math.min(maxsize, SEM_VALUE_MAX) });
+        made.push(['semaphore', names.slots]);
+      } else {
+        this.#slots = create ? null : openIfExists(names.slots);
+      }
+      this.maxsize = this.#slots === null ? 0 : maxsize > 0 ? maxsize : this.#slots.value + this.#items.value;
+    } catch (error) {
+      if (anonymous) for (const [kind, name] of made) tryUnlink(kind, name);
+      throw error;
+    }
+    if (anonymous) for (const [kind, name] of made) track(kind, name);
+  }
+
+  /** Opens the existing named queue `name` (its maxsize is the one it was created with). */
+  static open<T = unknown>(name: string, options: OpenOptions = {}): Queue<T> {
+    return new Queue<T>(0, { ...options, name, create: false });
+  }
+
+  /** Removes the named queue `name` and its semaphores; processes holding it keep using it. */
+  static unlink(name: string): void {
+    validateName(name, 'queue name');
+    MessageQueue.unlink(name);
+    for (const semaphore of Object.values(semaphoreNames(name))) tryUnlink('semaphore', semaphore);
+  }
+
+  /** Hook for JoinableQueue: counts a put, before the object is visible to consumers. */
+  protected countPut(): void {}
+
+  /** Hook for JoinableQueue: undoes countPut when the put failed. */
+  protected uncountPut(): void {}
+
+  toString(): string {
+    return `<${this.constructor.name} '${this.name}'>`;
+  }
+
+  /**
+   * Puts `obj` in the queue. An unbounded queue never blocks; a bounded one
+   * waits for room (forever by default, `timeout` seconds, or not at all
+   * with block = false) and throws Full if none came.
+   */
+  put(obj: T, block = true, timeout: number | null = null): void {
+    this.#checkOpen();
+    if (this.#slots && !this.#slots.acquire(waitSeconds(timeout, block))) throw new Full();
+    this.#enqueue(obj);
+  }
+
+  put_nowait(obj: T): void {
+    this.put(obj, false);
+  }
+
+  /** put() without blocking the event loop. */
+  async putAsync(obj: T, options: WaitOptions = {}): Promise<void> {
+    this.#checkOpen();
+    if (this.#slots && !(await this.#slots.acquireAsync(options))) throw new Full();
+    this.#enqueue(obj);
+  }
+
+  /**
+   * Takes the next object, waiting for one (forever by default, `timeout`
+   * seconds, or not at all with block = false); throws Empty if none came.
+   */
+  get(block = true, timeout: number | null = null): T {
+    this.#checkOpen();
+    const ready = this.#ready.shift();
+    if (ready !== undefined) return this.#unframe(ready);
+    const seconds = waitSeconds(timeout, block);
+    let message: Buffer;
+    try {
+      message = this.kernel.receive({ timeout: seconds === Infinity ? null : seconds }).data;
+    } catch (error) {
+      throw isOSError(error, 'EAGAIN') || isOSError(error, 'ETIMEDOUT') ? new Empty() : error;
+    }
+    return this.#unframe(message);
+  }
+
+  get_nowait(): T {
+    return this.get(false);
+  }
+
+  /** get() without blocking the event loop: rejects with Empty on timeout, ValueError if the queue is closed meanwhile. */
+  async getAsync(options: WaitOptions = {}): Promise<T> {
+    this.#checkOpen();
+    const ready = this.#ready.shift();
+    if (ready !== undefined) return this.#unframe(ready);
+    let message: Buffer;
+    try {
+      message = (await this.kernel.receiveAsync(options)).data;
+    } catch (error) {
+      if (isOSError(error, 'EAGAIN') || isOSError(error, 'ETIMEDOUT')) throw new Empty();
+      if (isOSError(error, 'EBADF')) this.#checkOpen();
+      throw error;
+    }
+    return this.#unframe(message);
+  }
+
+  /** Objects put (by any process) and not yet got; counts what feeders still hold. */
+  qsize(): number {
+    this.#checkOpen();
+    return this.#items.value;
+  }
+
+  empty(): boolean {
+    return this.qsize() === 0;
+  }
+
+  full(): boolean {
+    this.#checkOpen();
+    return this.#slots !== null && this.#slots.value === 0;
+  }
+
+  /**
+   * No more puts or gets from this process. What was put is still sent to
+   * the kernel queue in the background (join_thread() waits for it). An
+   * anonymous queue that was never handed to another process is removed.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.returnHeld();
+    this.#closed = true;
+    this.#feeder?.close();
+    this.kernel.close();
+    this.#items.close();
+    this.#slots?.close();
+    this.closeExtra();
+    if (this.#anonymous && !this.#shared) this.#unlinkAll();
+    if (!this.#feeder || this.#feeder.pending === 0) feeding.delete(this as Queue<unknown>);
+  }
+
+  /** Hook for JoinableQueue: closes its extra kernel objects. */
+  protected closeExtra(): void {}
+
+  /** Waits until everything this process put reached the kernel queue; only after close(), as in Python. */
+  join_thread(): void {
+    if (!this.#closed) throw new AssertionError(`Queue ${this} not closed`);
+    this.#flushed(this.#feeder?.flush(Infinity) ?? true);
+  }
+
+  /** The process may exit without waiting for what it put to reach the kernel queue (it is then lost). */
+  cancel_join_thread(): void {
+    this.#joinCancelled = true;
+    this.#feeder?.keepAlive(false);
+  }
+
+  /** Removes the queue's name and its semaphores (see Queue.unlink). */
+  unlink(): void {
+    (this.constructor as typeof Queue).unlink(this.name);
+    if (this.#anonymous) this.#untrackAll();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Objects as they come, until the queue is closed. */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    while (!this.#closed) {
+      try {
+        yield await this.getAsync();
+      } catch (error) {
+        if (this.#closed) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Crossing to another process (pickled in Process args): it opens the same kernel objects by name. */
+  [reduceSymbol](): Reduction {
+    this.#checkOpen();
+    if (this.#codecName === 'custom') throw new TypeError(`${this} has a custom codec, which cannot cross to another process; give the other process its own Queue.open(name, { codec })`);
+    this.#shared = true;
+    return [MODULE, 'Queue', [this.constructor.name, this.name, this.#codecName, this.#batch]];
+  }
+
+  /**
+   * Puts back the objects of a batch this process received and did not get
+   * (at close and at exit), so a consumer that stops (at its sentinel, say)
+   * does not keep work, or another consumer's sentinel, from the others.
+   */
+  returnHeld(): void {
+    if (this.#closed || this.#ready.length === 0) return;
+    const feeder = this.#startFeeder();
+    for (const entry of this.#ready.splice(0)) feeder.push(entry, false);
+    holding.delete(this as Queue<unknown>);
+  }
+
+  /** Called at process exit: waits for the feeder unless cancel_join_thread() was called. */
+  flushAtExit(): void {
+    if (!this.#joinCancelled) this.#flushed(this.#feeder?.flush(Infinity) ?? true);
+  }
+
+  /** Once every frame reached the kernel queue, its hand-off segments belong to the queue, not to this process. */
+  #flushed(everything: boolean): void {
+    if (!everything) return;
+    for (const name of this.#handOffsInFlight.splice(0)) untrack('shm', name);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ValueError(`Queue ${this} is closed`);
+  }
+
+  #enqueue(obj: T): void {
+    let payload: Uint8Array;
+    try {
+      payload = this.#codec.encode(obj);
+    } catch (error) {
+      this.#slots?.release();
+      throw error;
+    }
+    // Counted before it becomes visible, so a consumer never takes an uncounted object.
+    this.#items.release();
+    this.countPut();
+    try {
+      this.#send(payload);
+    } catch (error) {
+      this.#items.acquire(0);
+      this.uncountPut();
+      this.#slots?.release();
+      throw error;
+    }
+  }
+
+  #send(payload: Uint8Array): void {
+    const feeder = this.#startFeeder();
+    const limit = this.kernel.maxMessageSize;
+    if (this.#raw) {
+      if (payload.byteLength > limit) throw new ValueError(`a 'raw' message of ${payload.byteLength} bytes does not fit the queue's ${limit}-byte messages; use another codec for larger objects`);
+      feeder.push(payload, false);
+      return;
+    }
+    const escaped = payload.byteLength === 0 || payload[0]! <= HANDOFF;
+    const size = payload.byteLength + (escaped ? 1 : 0);
+    if (size <= limit) {
+      feeder.push(escaped ? Buffer.concat([Buffer.of(ESCAPED), payload]) : payload, this.#batch);
+      return;
+    }
+    const { frame, segment } = handOff(payload);
+    track('shm', segment);
+    if (feeder.push(frame, false) === 0) untrack('shm', segment);
+    else this.#handOffsInFlight.push(segment);
+  }
+
+  #startFeeder(): FeederHandle {
+    if (this.#feeder === null) {
+      this.#feeder = new native.Feeder(this.name, this.#batch ? MAX_BATCH : 1, () => {
+        this.#flushed(this.#feeder!.pending === 0);
+        if (this.#closed && this.#feeder!.pending === 0) feeding.delete(this as Queue<unknown>);
+      });
+      if (this.#joinCancelled) this.#feeder.keepAlive(false);
+    }
+    feeding.add(this as Queue<unknown>);
+    return this.#feeder;
+  }
+
+  #unframe(message: Buffer): T {
+    if (this.#raw) return this.#finishGet(message);
+    switch (message[0]) {
+      case ESCAPED:
+        return this.#finishGet(message.subarray(1));
+      case BATCH: {
+        const count = message.readUInt32LE(1);
+        let at = 5;
+        const entries: Buffer[] = [];
+        for (let i = 0; i < count; i++) {
+          const length = message.readUInt32LE(at);
+          entries.push(message.subarray(at + 4, at + 4 + length));
+          at += 4 + length;
+        }
+        this.#ready.push(...entries.slice(1));
+        holding.add(this as Queue<unknown>);
+        return this.#unframe(entries[0]!);
+      }
+      case HANDOFF:
+        return this.#finishGet(takeHandOff(message));
+      default:
+        return this.#finishGet(message);
+    }
+  }
+
+  #finishGet(payload: Buffer): T {
+    this.#items.acquire(0);
+    this.#slots?.release();
+    return this.#codec.decode(payload) as T;
+  }
+
+  #unlinkAll(): void {
+    tryUnlink('queue', this.name);
+    for (const semaphore of Object.values(semaphoreNames(this.name))) tryUnlink('semaphore', semaphore);
+    this.#untrackAll();
+  }
+
+  #untrackAll(): void {
+    untrack('queue', this.name);
+    for (const semaphore of Object.values(semaphoreNames(this.name))) untrack('semaphore', semaphore);
+  }
+}
+
+function openIfExists(name: string): NamedSemaphore | null {
+  try {
+    return new NamedSemaphore(name);
+  } catch (error) {
+    if (isOSError(error, 'ENOENT')) return null;
+    throw error;
+  }
+}
+
+/** Writes a large payload to a new shared memory segment; the frame names it. The receiver unlinks it. */
+function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
+  const name = anonymousName();
+  const segment = new SharedMemorySegment(name, { create: true, exclusive: true, size: payload.byteLength });
+  try {
+    segment.buffer.set(payload);
+  } catch (error) {
+    SharedMemorySegment.unlink(name);
+    throw error;
+  } finally {
+    segment.close();
+  }
+  const nameBytes = Buffer.from(name);
+  const frame = Buffer.allocUnsafe(HANDOFF_HEADER + nameBytes.length);
+  frame[0] = HANDOFF;
+  frame.writeBigUInt64LE(BigInt(payload.byteLength), 1);
+  nameBytes.copy(frame, HANDOFF_HEADER);
+  return { frame, segment: name };
+}
+
+function takeHandOff(frame: Buffer): Buffer {
+  const length = Number(frame.readBigUInt64LE(1));
+  const name = frame.subarray(HANDOFF_HEADER).toString();
+  const segment = new SharedMemorySegment(name);
+  try {
+    SharedMemorySegment.unlink(name);
+    return Buffer.from(segment.buffer.subarray(0, length));
+  } finally {
+    segment.close();
+  }
+}
+
+/** Python's SimpleQueue: put, get, empty, close (unbounded, no timeouts). */
+export class SimpleQueue<T = unknown> extends Queue<T> {
+  constructor(options: QueueOptions = {}) {
+    super(0, options);
+  }
+
+  static override open<T = unknown>(name: string, options: OpenOptions = {}): SimpleQueue<T> {
+    return new SimpleQueue<T>({ ...options, name, create: false });
+  }
+}
+
+/** A Queue whose consumers report each object done (task_done) and whose producers can wait for all to be (join). */
+export class JoinableQueue<T = unknown> extends Queue<T> {
+  #unfinished: NamedSemaphore | undefined;
+
+  constructor(maxsize = 0, options: QueueOptions = {}) {
+    super(maxsize, options);
+    const name = semaphoreNames(this.name).unfinished;
+    const anonymous = options.name === undefined;
+    try {
+      this.#unfinished = new NamedSemaphore(name, { create: anonymous || options.create !== false, mode: options.mode ?? 0o600, initialValue: 0 });
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    if (anonymous) track('semaphore', name);
+  }
+
+  static override open<T = unknown>(name: string, options: OpenOptions = {}): JoinableQueue<T> {
+    return new JoinableQueue<T>(0, { ...options, name, create: false });
+  }
+
+  protected override countPut(): void {
+    this.#unfinished!.release();
+  }
+
+  protected override uncountPut(): void {
+    this.#unfinished!.acquire(0);
+  }
+
+  protected override closeExtra(): void {
+    this.#unfinished?.close();
+  }
+
+  /** One object got from the queue is done; ValueError if more than were put. */
+  task_done(): void {
+    if (!this.#unfinishedSemaphore().acquire(0)) throw new ValueError('task_done() called too many times');
+  }
+
+  /** Blocks until every object put (by any process) was reported done (by any process). */
+  join(): void {
+    const semaphore = this.#unfinishedSemaphore();
+    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, 20)) sleepSync(pause);
+  }
+
+  /** join() without blocking the event loop; resolves false if `timeout` seconds passed first. */
+  async joinAsync(options: WaitOptions = {}): Promise<boolean> {
+    const semaphore = this.#unfinishedSemaphore();
+    const deadline = deadlineAfter(waitSeconds(options.timeout));
+    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, 20)) {
+      options.signal?.throwIfAborted();
+      if (secondsUntil(deadline) === 0) return false;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, secondsUntil(deadline) * 1000)));
+    }
+    return true;
+  }
+
+  #unfinishedSemaphore(): NamedSemaphore {
+    if (this.#unfinished === undefined || this.#unfinished.closed) throw new ValueError(`Queue ${this} is closed`);
+    return this.#unfinished;
+  }
+}
+
+// Python's names first; the camelCase aliases are the same functions.
+for (const [alias, name] of [['putNowait', 'put_nowait'], ['getNowait', 'get_nowait'], ['joinThread', 'join_thread'], ['cancelJoinThread', 'cancel_join_thread']] as const) {
+  Object.defineProperty(Queue.prototype, alias, { value: Queue.prototype[name], writable: true, configurable: true });
+}
+Object.defineProperty(JoinableQueue.prototype, 'taskDone', { value: JoinableQueue.prototype.task_done, writable: true, configurable: true });
+
+export interface Queue<T> {
+  putNowait(obj: T): void;
+  getNowait(): T;
+  joinThread(): void;
+  cancelJoinThread(): void;
+}
+export interface JoinableQueue<T> {
+  taskDone(): void;
+}

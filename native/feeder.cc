@@ -1,0 +1,353 @@
+// The queue feeder, as CPython's feeder thread: a thread that moves the
+// messages a process put into its kernel queue, so put() never blocks and
+// messages keep flowing while the JavaScript thread is busy or blocked in a
+// synchronous call. While messages wait here the feeder keeps the event loop
+// alive (unless told not to), so a process ends only after they reached the
+// kernel. It may pack several consecutive small messages into one batch
+// frame (docs/wire-format.md); what to batch and when is lib/'s choice.
+#include "addon.h"
+#include "errors.h"
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <memory>
+#include <mqueue.h>
+#include <mutex>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+constexpr uint8_t kBatchFrame = 0x01;
+constexpr size_t kBatchHeader = 5;  // frame byte, uint32 count
+constexpr size_t kBatchEntryHeader = 4;  // uint32 length
+
+struct Message {
+  std::vector<uint8_t> bytes;
+  bool batchable;
+};
+
+// Shared by the JS object, the thread and the calls in flight to JS.
+struct State {
+  mqd_t fd = -1;
+  int wake = -1;  // eventfd: wakes the thread out of poll when it must stop
+  size_t maxMessageSize = 0;
+  size_t maxBatch = 1;
+  std::mutex mutex;
+  std::condition_variable changed;   // messages added, or told to stop
+  std::condition_variable drained;   // messages reached the kernel, or the thread ended
+  std::deque<Message> messages;      // the front one is being sent
+  bool closing = false;              // send what is left, then end
+  bool dropping = false;             // end now, dropping what is left
+  bool finished = false;
+  int error = 0;                     // the first errno a send failed with
+  // JS thread only:
+  Napi::ThreadSafeFunction idle;     // tells JS the buffer is empty or the thread ended
+  bool tsfnAlive = true;
+  bool keepAlive = true;
+  bool referenced = false;
+  std::thread thread;
+  bool cleanedUp = false;
+};
+
+void PutUint32(uint8_t* at, uint32_t value) {
+  std::memcpy(at, &value, 4);  // little-endian on every platform this runs on
+}
+
+// Sends one message, waiting with poll while the queue is full. 0, or an errno;
+// ECANCELED when told to drop.
+int SendOne(State& state, const uint8_t* data, size_t length) {
+  for (;;) {
+    if (mq_send(state.fd, reinterpret_cast<const char*>(data), length, 0) == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return errno;
+    pollfd watched[2] = {{state.fd, POLLOUT, 0}, {state.wake, POLLIN, 0}};
+    if (poll(watched, 2, -1) < 0 && errno != EINTR) return errno;
+    if (watched[1].revents & POLLIN) {
+      std::lock_guard<std::mutex> lock(state.mutex);
+      if (state.dropping) return ECANCELED;
+    }
+  }
+}
+
+void ReleaseWhenIdle(Napi::Env env, State& state);
+
+// Runs ReleaseWhenIdle and then onIdle() on the JS thread.
+void TellJs(const std::shared_ptr<State>& state) {
+  auto* data = new std::shared_ptr<State>(state);
+  auto call = [](Napi::Env env, Napi::Function onIdle, std::shared_ptr<State>* keep) {
+    std::shared_ptr<State> kept = *keep;
+    delete keep;
+    if (env == nullptr) return;  // the environment is being torn down
+    try {
+      ReleaseWhenIdle(env, *kept);
+      onIdle.Call({});
+    } catch (const Napi::Error&) {
+      // Only while the environment ends (JS cannot run any more): lib/'s onIdle does not throw.
+    }
+  };
+  if (state->idle.NonBlockingCall(data, call) != napi_ok) delete data;
+}
+
+void Run(std::shared_ptr<State> state) {
+  std::vector<uint8_t> batch;
+  for (;;) {
+    size_t count = 1;
+    const uint8_t* data;
+    size_t length;
+    {
+      std::unique_lock<std::mutex> lock(state->mutex);
+      state->changed.wait(lock, [&] { return state->dropping || state->closing || !state->messages.empty(); });
+      if (state->dropping || state->messages.empty()) break;
+      // Only this thread removes messages, and a deque keeps references to its
+      // elements valid while others are appended: the front can be read unlocked.
+      const Message& first = state->messages.front();
+      size_t size = kBatchHeader + kBatchEntryHeader + first.bytes.size();
+      if (first.batchable && state->maxBatch > 1 && size <= state->maxMessageSize) {
+        while (count < state->messages.size() && count < state->maxBatch && state->messages[count].batchable &&
+               size + kBatchEntryHeader + state->messages[count].bytes.size() <= state->maxMessageSize) {
+          size += kBatchEntryHeader + state->messages[count].bytes.size();
+          count++;
+        }
+      }
+      if (count == 1) {
+        data = first.bytes.data();
+        length = first.bytes.size();
+      } else {
+        batch.resize(size);
+        batch[0] = kBatchFrame;
+        PutUint32(&batch[1], static_cast<uint32_t>(count));
+        size_t at = kBatchHeader;
+        for (size_t i = 0; i < count; i++) {
+          const std::vector<uint8_t>& bytes = state->messages[i].bytes;
+          PutUint32(&batch[at], static_cast<uint32_t>(bytes.size()));
+          if (!bytes.empty()) std::memcpy(&batch[at + kBatchEntryHeader], bytes.data(), bytes.size());
+          at += kBatchEntryHeader + bytes.size();
+        }
+        data = batch.data();
+        length = batch.size();
+      }
+    }
+    int error = SendOne(*state, data, length);
+    bool empty;
+    {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      if (error == ECANCELED) break;
+      if (error != 0 && state->error == 0) state->error = error;
+      for (size_t i = 0; i < count; i++) state->messages.pop_front();
+      empty = state->messages.empty();
+    }
+    if (empty) {
+      state->drained.notify_all();
+      TellJs(state);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->finished = true;
+  }
+  state->drained.notify_all();
+  TellJs(state);
+}
+
+// JS thread: the thread ends (after sending what is left, unless dropping) and
+// everything is released. Idempotent.
+void Finish(State& state, bool drop) {
+  {
+    std::lock_guard<std::mutex> lock(state.mutex);
+    state.closing = true;
+    if (drop) state.dropping = true;
+  }
+  state.changed.notify_all();
+  if (drop && state.wake != -1) {
+    uint64_t one = 1;
+    ssize_t written = write(state.wake, &one, sizeof one);
+    (void)written;
+  }
+  if (state.thread.joinable()) state.thread.join();
+  if (state.tsfnAlive) {
+    state.tsfnAlive = false;
+    state.idle.Release();
+  }
+  if (state.fd != -1) mq_close(state.fd);
+  if (state.wake != -1) close(state.wake);
+  state.fd = state.wake = -1;
+}
+
+void ReleaseWhenIdle(Napi::Env env, State& state) {
+  bool empty, finished;
+  {
+    std::lock_guard<std::mutex> lock(state.mutex);
+    empty = state.messages.empty();
+    finished = state.finished;
+  }
+  if ((empty || finished) && state.referenced && state.tsfnAlive) {
+    state.idle.Unref(env);
+    state.referenced = false;
+  }
+  if (finished) Finish(state, false);
+}
+
+class Feeder : public Napi::ObjectWrap<Feeder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Feeder", {
+      InstanceMethod<&Feeder::Push>("push"),
+      InstanceAccessor<&Feeder::Pending>("pending"),
+      InstanceAccessor<&Feeder::Error>("error"),
+      InstanceMethod<&Feeder::Flush>("flush"),
+      InstanceMethod<&Feeder::Close>("close"),
+      InstanceMethod<&Feeder::Drop>("drop"),
+      InstanceMethod<&Feeder::KeepAlive>("keepAlive"),
+    });
+  }
+
+  // new Feeder(name, maxBatch, onIdle): opens its own descriptor on the queue.
+  // onIdle() is called when the buffer empties and when the thread has ended.
+  explicit Feeder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Feeder>(info), state_(std::make_shared<State>()) {
+    Napi::Env env = info.Env();
+    std::string name = StringArg(info, 0, "name");
+    int64_t maxBatch = IntegerArg(info, 1, "maxBatch");
+    if (maxBatch < 1 || maxBatch > 65536) throw Napi::RangeError::New(env, "maxBatch must be between 1 and 65536");
+    if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "argument 2 (onIdle) must be a function");
+    mqd_t fd = mq_open(name.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd == static_cast<mqd_t>(-1)) throw ErrnoError(env, errno, "mq_open", name);
+    mq_attr attr;
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake == -1 || mq_getattr(fd, &attr) != 0) {
+      int err = errno;
+      mq_close(fd);
+      if (wake != -1) close(wake);
+      throw ErrnoError(env, err, wake == -1 ? "eventfd" : "mq_getattr", name);
+    }
+    State& state = *state_;
+    state.fd = fd;
+    state.wake = wake;
+    state.maxMessageSize = static_cast<size_t>(attr.mq_msgsize);
+    state.maxBatch = static_cast<size_t>(maxBatch);
+    state.idle = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "pmp:Feeder", 0, 1,
+                                               new std::shared_ptr<State>(state_),
+                                               [](Napi::Env, std::shared_ptr<State>* keep) {
+                                                 (*keep)->tsfnAlive = false;
+                                                 delete keep;
+                                               });
+    state.idle.Unref(env);
+    state.thread = std::thread(Run, state_);
+    napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+  }
+
+  ~Feeder() override {
+    if (!state_->cleanedUp) {
+      napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
+      Finish(*state_, true);
+    }
+  }
+
+ private:
+  // push(bytes, batchable) -> messages waiting, 0 when it went to the kernel
+  // at once: with nothing waiting (so the thread is idle and order is kept)
+  // it tries one non-blocking send here, saving the thread a wake-up.
+  Napi::Value Push(const Napi::CallbackInfo& info) {
+    Bytes bytes = BytesArg(info, 0, "bytes");
+    if (!info[1].IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument 1 (batchable) must be a boolean");
+    State& state = *state_;
+    size_t waiting;
+    {
+      std::lock_guard<std::mutex> lock(state.mutex);
+      if (state.closing) throw ErrnoError(info.Env(), EPIPE, "feeder push");
+      if (state.messages.empty()) {
+        const char* data = bytes.data ? reinterpret_cast<const char*>(bytes.data) : "";
+        int rc;
+        do rc = mq_send(state.fd, data, bytes.length, 0); while (rc != 0 && errno == EINTR);
+        if (rc == 0) return Napi::Number::New(info.Env(), 0);
+        if (errno != EAGAIN) throw ErrnoError(info.Env(), errno, "mq_send");
+      }
+      state.messages.push_back({std::vector<uint8_t>(bytes.data, bytes.data + bytes.length), info[1].As<Napi::Boolean>()});
+      waiting = state.messages.size();
+    }
+    state.changed.notify_one();
+    if (state.keepAlive && !state.referenced && state.tsfnAlive) {
+      state.idle.Ref(info.Env());
+      state.referenced = true;
+    }
+    return Napi::Number::New(info.Env(), static_cast<double>(waiting));
+  }
+
+  Napi::Value Pending(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return Napi::Number::New(info.Env(), static_cast<double>(state_->messages.size()));
+  }
+
+  // The errno of the first send that failed (its messages were dropped), or 0.
+  Napi::Value Error(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return Napi::Number::New(info.Env(), state_->error);
+  }
+
+  // flush(seconds): blocks until every message reached the kernel (true) or
+  // the time is up or the thread ended first (false). Infinity: no limit.
+  Napi::Value Flush(const Napi::CallbackInfo& info) {
+    double seconds = NumberArg(info, 0, "seconds");
+    State& state = *state_;
+    std::unique_lock<std::mutex> lock(state.mutex);
+    auto done = [&] { return state.messages.empty() || state.finished; };
+    if (seconds >= 1e9) {
+      state.drained.wait(lock, done);
+    } else {
+      state.drained.wait_for(lock, std::chrono::duration<double>(seconds > 0 ? seconds : 0), done);
+    }
+    return Napi::Boolean::New(info.Env(), state.messages.empty());
+  }
+
+  // close(): no more messages; the thread sends what is left, then ends.
+  // With nothing left it ends now, and the descriptor is closed at once (an
+  // open descriptor keeps the queue's bytes charged to RLIMIT_MSGQUEUE).
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    bool empty;
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->closing = true;
+      empty = state_->messages.empty();
+    }
+    state_->changed.notify_all();
+    if (empty) Finish(*state_, false);
+    return info.Env().Undefined();
+  }
+
+  // drop(): the thread ends now; messages not yet sent are lost.
+  Napi::Value Drop(const Napi::CallbackInfo& info) {
+    Finish(*state_, true);
+    return info.Env().Undefined();
+  }
+
+  // keepAlive(flag): whether waiting messages keep the event loop alive.
+  Napi::Value KeepAlive(const Napi::CallbackInfo& info) {
+    if (!info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument 0 (flag) must be a boolean");
+    State& state = *state_;
+    state.keepAlive = info[0].As<Napi::Boolean>();
+    if (!state.keepAlive && state.referenced && state.tsfnAlive) {
+      state.idle.Unref(info.Env());
+      state.referenced = false;
+    }
+    return info.Env().Undefined();
+  }
+
+  static void OnEnvCleanup(void* data) {
+    auto* self = static_cast<Feeder*>(data);
+    self->state_->cleanedUp = true;
+    Finish(*self->state_, true);
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace
+
+void InitFeeder(Napi::Env env, Napi::Object exports) {
+  exports.Set("Feeder", Feeder::Define(env));
+}
