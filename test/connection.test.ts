@@ -185,6 +185,14 @@ test('a closed connection says "handle is closed" everywhere; close is idempoten
     error.name === 'BrokenPipeError' && error.code === 'EPIPE' && error.errno === 32);
 });
 
+test('an Async send to a peer that closes while it waits: BrokenPipeError, not a hang', async (t) => {
+  const [a, b] = pipe(t);
+  const sending = b.sendBytesAsync(Buffer.alloc(16 << 20));
+  setTimeout(() => a.close(), 20);
+  await assert.rejects(sending, (error: NodeJS.ErrnoException) => ['EPIPE', 'ECONNRESET'].includes(error.code!));
+  await assert.rejects(b.sendBytesAsync(Buffer.from('x')), { name: 'BrokenPipeError', code: 'EPIPE' });
+});
+
 test('end of file inside a frame is "got end of file during message"', (t) => {
   const [a, b] = pipe(t);
   writeSync(a.fileno(), Buffer.from('0000000a' + '41424344', 'hex'));
