@@ -345,7 +345,7 @@ function positiveInteger(value: number, what: string): number {
 }
 
 /** An existing queue's size, for the EMFILE explanation; undefined if it cannot be opened. */
-function inspectQueue(name: string): { maxMessages: number; maxMessageSize: number } | undefined {
+export function inspectQueue(name: string): { maxMessages: number; maxMessageSize: number } | undefined {
   try {
     const fd = native.mqOpen(name, O_RDONLY, 0, 0, 0);
     try {
