@@ -90,12 +90,26 @@ export interface Inventory {
   queuesVisible: boolean;
 }
 
+/** The object's facts, or nothing if it was removed since it was listed. */
+function ifStillThere(describeObject: () => ObjectInfo): ObjectInfo[] {
+  try {
+    return [describeObject()];
+  } catch (error) {
+    if (isOSError(error, 'ENOENT')) return [];
+    throw error;
+  }
+}
+
 export function inventory(): Inventory {
   const listed = listKernelObjects();
-  const queues = withMqueueDir((dir) => (listed.queues ?? []).map((name) => queueInfo(dir, name))) ?? [];
+  const queues = withMqueueDir((dir) => (listed.queues ?? []).flatMap((name) => ifStillThere(() => queueInfo(dir, name)))) ?? [];
   return {
     queuesVisible: listed.queues !== null,
-    objects: [...queues, ...listed.semaphores.map(semaphoreInfo), ...listed.segments.map(segmentInfo)],
+    objects: [
+      ...queues,
+      ...listed.semaphores.flatMap((name) => ifStillThere(() => semaphoreInfo(name))),
+      ...listed.segments.flatMap((name) => ifStillThere(() => segmentInfo(name))),
+    ],
   };
 }
 
@@ -129,8 +143,13 @@ export function remove(name: string): Kind[] {
   return removed;
 }
 
+/** Unlinks a listed object; one removed meanwhile is as good as removed. */
 export function removeObject(object: ObjectInfo): void {
-  unlinkers[object.kind](object.name);
+  try {
+    unlinkers[object.kind](object.name);
+  } catch (error) {
+    if (!isOSError(error, 'ENOENT')) throw error;
+  }
 }
 
 export interface Limits {
