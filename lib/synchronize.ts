@@ -5,23 +5,25 @@
 // so C and CPython peers (sem_open, posix_ipc) share them by name.
 //
 // Lock and RLock keep their state in one word of a small shared-memory
-// segment (same name as their semaphore): 0 when free, else the holder's pid,
-// plus a bit saying that someone may be sleeping. Taking a free lock is one
-// compare-and-swap in JavaScript (no call into the addon); only contention
-// goes to the kernel, where the named semaphore serves as the wake-up
-// channel. Because the word names the holder, a waiter that has slept a
-// while checks whether the holder is still alive and, if it died (even by
-// SIGKILL), takes the lock over in the same compare-and-swap and reports it
-// (`ownerDied`, `deadOwner`).
+// segment (same name as their semaphore): 0 when free, else the holder's
+// thread id (a process's pid for its main thread), plus a bit saying that
+// someone may be sleeping. Taking a free lock is one compare-and-swap in
+// JavaScript (no call into the addon); only contention goes to the kernel,
+// where the named semaphore serves as the wake-up channel. Because the word
+// names the holder, a waiter that has slept a while checks whether the
+// holder is still alive and, if its process died (even by SIGKILL) or its
+// Worker ended, takes the lock over in the same compare-and-swap and reports
+// it (`ownerDied`, `deadOwner`).
 //
 // Condition follows CPython's algorithm (three semaphores). Event and Barrier
 // keep their few integers in a shared-memory segment.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { AssertionError, BrokenBarrierError, ValueError, abortError, errnoError, isOSError, withHint } from './errors.js';
 import { anonymousName, validateName } from './names.js';
 import { NamedSemaphore, SEM_VALUE_MAX } from './posix/semaphore.js';
 import { SharedMemorySegment } from './posix/shm.js';
+import { registerReconstructor } from './pickle/registry.js';
 import { MODULE, reduceSymbol, type Reducible, type Reduction } from './reduction.js';
 import { track, untrack } from './resource_tracker.js';
 import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
@@ -134,17 +136,30 @@ function removePair(name: string): void {
   removeSegment(name);
 }
 
-/** True when process `pid` has exited (a zombie counts as exited: it holds nothing). */
-function processGone(pid: number): boolean {
+/**
+ * This thread's kernel id (the pid in the main thread, another number in a
+ * Worker): a Lock's word names its holder by it, so the death of a holding
+ * Worker is seen as well as that of a holding process.
+ */
+const THREAD_ID = ((): number => {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(readlinkSync('/proc/thread-self').split('/')[2]) || process.pid;
+  } catch {
+    return process.pid;
+  }
+})();
+
+/** True when thread or process `id` has exited (a zombie counts as exited: it holds nothing). */
+function holderGone(id: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${id}/stat`, 'latin1');
     const state = stat[stat.lastIndexOf(')') + 2];
     return state === 'Z' || state === 'X';
   } catch {
     // No /proc entry: gone, unless /proc hides other users' processes (hidepid).
   }
   try {
-    process.kill(pid, 0);
+    process.kill(id, 0);
     return false;
   } catch (error) {
     return isOSError(error, 'ESRCH');
@@ -233,8 +248,12 @@ export class Semaphore extends AcquirableObject implements Reducible {
     return Math.max(0, this.sem.value);
   }
 
+  get closed(): boolean {
+    return this.sem.closed;
+  }
+
   close(): void {
-    if (this.sem.closed) return;
+    if (this.closed) return;
     this.sem.close();
     if (this.anonymous) removeSemaphore(this.name);
   }
@@ -248,7 +267,7 @@ export class Semaphore extends AcquirableObject implements Reducible {
   }
 
   [inspect.custom](): string {
-    return `<Semaphore(value=${this.sem.closed ? 'unknown' : this.get_value()})>`;
+    return `<Semaphore(value=${this.closed ? 'unknown' : this.get_value()})>`;
   }
 }
 
@@ -275,7 +294,7 @@ export class BoundedSemaphore extends Semaphore {
   }
 
   override [inspect.custom](): string {
-    return `<BoundedSemaphore(value=${this.sem.closed ? 'unknown' : this.get_value()}, maxvalue=${this.maxvalue})>`;
+    return `<BoundedSemaphore(value=${this.closed ? 'unknown' : this.get_value()}, maxvalue=${this.maxvalue})>`;
   }
 }
 
@@ -299,7 +318,7 @@ abstract class MutexBase extends AcquirableObject {
   readonly #words: Int32Array;
   // The semaphore sleepers wait on; a release with WAITERS set posts it.
   readonly #wake: NamedSemaphore;
-  readonly #pid = process.pid;
+  readonly #tid = THREAD_ID;
   // Acquisitions by this handle not yet released (RLock: the recursion level).
   protected count = 0;
   readonly #asyncWaiters: AsyncLockWaiter[] = [];
@@ -331,13 +350,13 @@ abstract class MutexBase extends AcquirableObject {
     return this.#deadOwner !== null;
   }
 
-  /** The pid of that dead holder, or null. */
+  /** The thread id of that dead holder (its pid if it was a process's main thread), or null. */
   get deadOwner(): number | null {
     return this.#deadOwner;
   }
 
-  /** The pid recorded as holder, 0 when free. */
-  protected get holderPid(): number {
+  /** The thread id recorded as holder, 0 when free. */
+  protected get holderId(): number {
     return Atomics.load(this.#words, STATE) & PID_MASK;
   }
 
@@ -365,7 +384,7 @@ abstract class MutexBase extends AcquirableObject {
   /** Takes the word: a compare-and-swap when free, else sleeps on the semaphore. */
   private lockWord(seconds: number): boolean {
     this.#checkOpen();
-    if (Atomics.compareExchange(this.#words, STATE, 0, this.#pid) === 0) return this.#took(null);
+    if (Atomics.compareExchange(this.#words, STATE, 0, this.#tid) === 0) return this.#took(null);
     const deadline = deadlineAfter(seconds);
     let slept = false;
     let checkOwner = seconds === 0;
@@ -461,14 +480,14 @@ abstract class MutexBase extends AcquirableObject {
   // One try: true when taken, else the state seen. After sleeping, the taker
   // keeps WAITERS set, since it cannot know it was the only sleeper.
   #attempt(slept: boolean, checkOwner: boolean): true | number {
-    const mine = this.#pid | (slept ? WAITERS : 0);
+    const mine = this.#tid | (slept ? WAITERS : 0);
     const state = Atomics.load(this.#words, STATE);
     if (state === 0) {
       const seen = Atomics.compareExchange(this.#words, STATE, 0, mine);
       return seen === 0 ? this.#took(null) : seen;
     }
     const holder = state & PID_MASK;
-    if (checkOwner && holder !== this.#pid && processGone(holder)) {
+    if (checkOwner && holder !== this.#tid && holderGone(holder)) {
       const seen = Atomics.compareExchange(this.#words, STATE, state, mine | (state & WAITERS));
       return seen === state ? this.#took(holder) : seen;
     }
@@ -529,9 +548,9 @@ abstract class MutexBase extends AcquirableObject {
   protected ownerText(): string {
     if (this.closed) return 'None';
     if (this.count > 0) return 'MainProcess';
-    const holder = this.holderPid;
+    const holder = this.holderId;
     if (holder === 0) return 'None';
-    return holder === process.pid ? 'SomeOtherThread' : 'SomeOtherProcess';
+    return existsSync(`/proc/self/task/${holder}`) ? 'SomeOtherThread' : 'SomeOtherProcess';
   }
 }
 
@@ -1160,3 +1179,13 @@ export interface Event {
 export interface Barrier {
   readonly nWaiting: number;
 }
+
+// The other side of [reduceSymbol]: a pickle naming one of these objects
+// reopens it by name (a Condition's lock arrives as its own object first).
+registerReconstructor(MODULE, 'Lock', (name: string) => Lock.open(name));
+registerReconstructor(MODULE, 'RLock', (name: string) => RLock.open(name));
+registerReconstructor(MODULE, 'Semaphore', (name: string) => Semaphore.open(name));
+registerReconstructor(MODULE, 'BoundedSemaphore', (name: string, maxvalue: number) => BoundedSemaphore.open(name, maxvalue));
+registerReconstructor(MODULE, 'Condition', (lock: Lock | RLock, name: string) => Condition.open(lock, name));
+registerReconstructor(MODULE, 'Event', (name: string) => Event.open(name));
+registerReconstructor(MODULE, 'Barrier', (name: string, parties: number, timeout: number | null) => Barrier.open(name, parties, timeout));

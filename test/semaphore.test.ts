@@ -206,6 +206,25 @@ test('a pending acquireAsync keeps the process alive; a finished one does not', 
   assert.equal(stdout, 'waiting\ntrue false\n');
 });
 
+test('handles dropped without close() are collected without harm', async (t) => {
+  const sem = created(t, 1);
+  const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', `
+    import { NamedSemaphore } from ${JSON.stringify(posixUrl)};
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 1000; i++) {
+        const handle = new NamedSemaphore(${JSON.stringify(sem.name)});
+        if (handle.acquire(0)) handle.release();
+      }
+      globalThis.gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    console.log(new NamedSemaphore(${JSON.stringify(sem.name)}).value);
+  `]);
+  const { code, stdout, stderr } = await finished(child);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, '1\n');
+});
+
 test('a Worker terminated while waiting exits cleanly and keeps no token', async (t) => {
   const sem = created(t);
   const threadsBefore = threadCount();

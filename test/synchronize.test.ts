@@ -12,6 +12,7 @@ import {
   AssertionError, Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, RLock, Semaphore, ValueError,
 } from '../lib/index.js';
 import { SharedMemorySegment } from '../lib/posix.js';
+import { dumps, loads } from '../lib/pickle.js';
 import { reduceSymbol } from '../lib/reduction.js';
 import { finished, PY_SEM_CTYPES, testName } from './helpers.js';
 
@@ -129,7 +130,7 @@ test('Semaphore and BoundedSemaphore: values, timeouts, over-release, bad start 
     const start = performance.now();
     assert.equal(zero.acquire(block, timeout), false);
     if (wait) assert.ok(elapsed(start) >= wait - 5);
-    else assert.ok(elapsed(start) < 50);
+    else assert.ok(elapsed(start) < 90);
   }
   const bounded = anonymous(t, new BoundedSemaphore(2));
   assert.equal(bounded.acquire(), true);
@@ -279,7 +280,7 @@ for (const [label, recursive, async] of [['Lock, sync waiter', false, false], ['
     const waiterResult = finished(waiter);
     await once(waiter.stdout!, 'data');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const killed = performance.now();
+    const killedAt = Date.now();
     holder.kill('SIGKILL');
     await holderExit;
     const { code, stdout, stderr } = await waiterResult;
@@ -288,12 +289,33 @@ for (const [label, recursive, async] of [['Lock, sync waiter', false, false], ['
     assert.equal(report.acquired, true);
     assert.equal(report.ownerDied, true);
     assert.equal(report.deadOwner, holder.pid);
-    assert.ok(elapsed(killed) < 1500, `took ${elapsed(killed)} ms after the kill`);
+    assert.ok(report.at - killedAt < 1000, `took ${report.at - killedAt} ms after the kill`);
     assert.equal(lock.acquire(false), true);
     assert.equal(lock.ownerDied, false);
     lock.release();
   });
 }
+
+test('owner death: a Worker terminated while holding a Lock', async (t) => {
+  const lock = named(t, (name) => new Lock({ name }));
+  const index = new URL('../lib/index.js', import.meta.url).href;
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(${JSON.stringify(index)}).then(({ Lock }) => {
+      Lock.open(workerData).acquire();
+      parentPort.postMessage('held');
+    });`, { eval: true, workerData: lock.name });
+  await once(worker, 'message');
+  assert.equal(inspect(lock), '<Lock(owner=SomeOtherThread)>');
+  assert.equal(lock.acquire(false), false);
+  await worker.terminate();
+  const start = performance.now();
+  assert.equal(await lock.acquireAsync({ timeout: 3 }), true);
+  assert.ok(elapsed(start) < 1000);
+  assert.equal(lock.ownerDied, true);
+  assert.notEqual(lock.deadOwner, process.pid);
+  lock.release();
+});
 
 test('owner death: the killed holder is a zombie of the waiting process itself', async (t) => {
   const lock = named(t, (name) => new Lock({ name }));
@@ -398,8 +420,10 @@ test('Condition: notify(2) wakes exactly two of three sleeping processes, notify
   await condition.acquireAsync();
   await condition.notifyAsync(2);
   condition.release();
+  const exited = () => sleepers.filter((sleeper) => sleeper.exited()).length;
+  while (exited() < 2) await new Promise((resolve) => setTimeout(resolve, 10));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(sleepers.filter((sleeper) => sleeper.exited()).length, 2);
+  assert.equal(exited(), 2);
   await condition.acquireAsync();
   await condition.notify_allAsync();
   condition.release();
@@ -432,7 +456,7 @@ test('Event: set, clear, wait with timeouts; waitAsync woken by set() in the sam
   start = performance.now();
   assert.equal(event.wait(), true);
   assert.equal(event.wait(0.1), true);
-  assert.ok(elapsed(start) < 50);
+  assert.ok(elapsed(start) < 90);
   event.clear();
   assert.equal(event.isSet(), false);
   const waits = Array.from({ length: 3 }, () => event.waitAsync({ timeout: 10 }));
@@ -473,6 +497,29 @@ test('10 000 concurrent acquireAsync on a Lock and waitAsync on an Event leave f
   assert.equal(acquired, 10_000);
 });
 
+test('10 000 concurrent waitAsync on a Condition over a Lock: notify_allAsync wakes them all', async (t) => {
+  const lock = anonymous(t, new Lock());
+  const condition = anonymous(t, new Condition(lock));
+  let woken = 0;
+  const waits = Array.from({ length: 10_000 }, async () => {
+    await condition.acquireAsync();
+    try {
+      if (await condition.waitAsync({ timeout: 60 })) woken++;
+    } finally {
+      condition.release();
+    }
+  });
+  while (!inspect(condition).endsWith(', 10000)>')) await new Promise((resolve) => setTimeout(resolve, 20));
+  const start = performance.now();
+  await Promise.all(Array.from({ length: 16 }, () => readFile('/proc/self/stat')));
+  assert.ok(elapsed(start) < 250);
+  await condition.acquireAsync();
+  await condition.notify_allAsync();
+  condition.release();
+  await Promise.all(waits);
+  assert.equal(woken, 10_000);
+});
+
 test('anonymous objects of a SIGKILLed creator are removed by the resource tracker', async () => {
   const creator = child('anonymous', {});
   const [line] = await once(creator.stdout!, 'data') as [Buffer];
@@ -489,6 +536,23 @@ test('anonymous objects of a SIGKILLed creator are removed by the resource track
     left = files.filter((file) => now.has(file));
   }
   assert.deepEqual(left, []);
+});
+
+test('pickled objects reopen in a child process: it holds the lock, releases the semaphore, sets the event, dies', async (t) => {
+  const lock = anonymous(t, new Lock());
+  const semaphore = anonymous(t, new Semaphore(0));
+  const event = anonymous(t, new Event());
+  const condition = anonymous(t, new Condition(lock));
+  const [lockAgain, conditionAgain] = loads(dumps([lock, condition])) as [Lock, Condition];
+  t.after(() => { conditionAgain.close(); lockAgain.close(); });
+  assert.equal(conditionAgain.lock, lockAgain);
+  const exited = run('unpickled', { pickle: dumps([lock, semaphore, event]).toString('hex') });
+  assert.equal(await event.waitAsync({ timeout: 10 }), true);
+  assert.equal(semaphore.get_value(), 1);
+  await exited;
+  assert.equal(lock.acquire(true, 2), true);
+  assert.equal(lock.ownerDied, true);
+  lock.release();
 });
 
 test('objects cross to other processes as a reduction naming them; anonymous ones vanish when closed', (t) => {
