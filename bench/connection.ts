@@ -9,18 +9,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection, Pipe } from '../lib/connection.js';
 
-type Kind = 'bytes64' | 'bytes1m' | 'pingpong';
+type Kind = 'objects' | 'bytes64' | 'bytes1m' | 'pingpong';
+// A small object as CPython programs send them: a list of a few scalars.
+const SMALL_OBJECT = [1, 'hello', 2.5, null, true];
 
 const quick = process.argv.includes('--quick');
 const counts: Record<Kind, number> = quick
-  ? { bytes64: 20000, bytes1m: 200, pingpong: 2000 }
-  : { bytes64: 200000, bytes1m: 2000, pingpong: 20000 };
+  ? { objects: 20000, bytes64: 20000, bytes1m: 200, pingpong: 2000 }
+  : { objects: 200000, bytes64: 200000, bytes1m: 2000, pingpong: 20000 };
 
 // The child: sends `count` messages of a kind on fd 3 (or echoes for ping-pong).
 function child(kind: Kind, count: number): void {
   const conn = new Connection(3);
   if (kind === 'pingpong') {
     for (let i = 0; i < count; i++) conn.send_bytes(conn.recv_bytes());
+  } else if (kind === 'objects') {
+    for (let i = 0; i < count; i++) conn.send(SMALL_OBJECT);
   } else {
     const payload = Buffer.alloc(kind === 'bytes64' ? 64 : 1 << 20, 1);
     for (let i = 0; i < count; i++) conn.send_bytes(payload);
@@ -44,6 +48,10 @@ async function node(kind: Kind, count: number): Promise<number> {
       parent.send_bytes(ball);
       parent.recv_bytes();
     }
+  } else if (kind === 'objects') {
+    parent.recv();
+    start = performance.now();
+    for (let i = 1; i < count; i++) parent.recv();
   } else {
     parent.recv_bytes();
     start = performance.now();
@@ -64,6 +72,9 @@ ctx = get_context('fork')
 def child(conn):
     if kind == 'pingpong':
         for _ in range(count): conn.send_bytes(conn.recv_bytes())
+    elif kind == 'objects':
+        obj = [1, 'hello', 2.5, None, True]
+        for _ in range(count): conn.send(obj)
     else:
         payload = b'\x01' * (64 if kind == 'bytes64' else 1 << 20)
         for _ in range(count): conn.send_bytes(payload)
@@ -80,9 +91,10 @@ if kind == 'pingpong':
     for _ in range(count - 1):
         parent.send_bytes(ball); parent.recv_bytes()
 else:
-    parent.recv_bytes()
+    recv = parent.recv if kind == 'objects' else parent.recv_bytes
+    recv()
     start = time.perf_counter()
-    for _ in range(count - 1): parent.recv_bytes()
+    for _ in range(count - 1): recv()
 print(time.perf_counter() - start)
 p.join()
 `;
@@ -157,11 +169,11 @@ async function main(): Promise<void> {
   const cBinary = compileC(dir);
   const rows: Record<string, unknown>[] = [];
   try {
-    for (const kind of ['bytes64', 'bytes1m', 'pingpong'] as Kind[]) {
+    for (const kind of ['objects', 'bytes64', 'bytes1m', 'pingpong'] as Kind[]) {
       const count = counts[kind];
       const ours = await node(kind, count);
       const cpython = python(kind, count);
-      const c = cBinary ? Number(execFileSync(cBinary, [kind, String(count)], { encoding: 'utf8' })) : null;
+      const c = cBinary && kind !== 'objects' ? Number(execFileSync(cBinary, [kind, String(count)], { encoding: 'utf8' })) : null;
       rows.push({ kind, count, node: ours, cpython, c });
     }
   } finally {
@@ -169,7 +181,7 @@ async function main(): Promise<void> {
   }
 
   const label: Record<Kind, string> = {
-    bytes64: 'send_bytes 64 B', bytes1m: 'send_bytes 1 MiB', pingpong: 'ping-pong 64 B (latency)',
+    objects: 'send/recv small object', bytes64: 'send_bytes 64 B', bytes1m: 'send_bytes 1 MiB', pingpong: 'ping-pong 64 B (latency)',
   };
   const rate = (kind: Kind, seconds: number | null, count: number) => {
     if (seconds === null) return '-';

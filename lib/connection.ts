@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthenticationError, BufferTooShort, EOFError, TimeoutError, ValueError, abortError, isOSError, withHint } from './errors.js';
 import { binding, READABLE, WRITABLE, type FdPoller, type PollerBinding } from './native.js';
+import { dumps, loads, registerReconstructor } from './pickle.js';
 import { MODULE, inheritDescriptor, reduceSymbol, type Reduction } from './reduction.js';
 import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 
@@ -263,6 +264,18 @@ export class Connection implements Disposable {
     this.close();
   }
 
+  /** Sends an object as one message: pickle.dumps(obj), protocol 4, as CPython's send. */
+  send(obj: unknown): void {
+    this.#checkWritable();
+    this.send_bytes(dumps(obj));
+  }
+
+  /** Receives one message and unpickles it. */
+  recv<T = any>(): T {
+    this.#checkReadable();
+    return loads(this.recv_bytes()) as T;
+  }
+
   /** Sends the bytes [offset, offset + size) of a bytes-like object as one message. */
   send_bytes(buf: ArrayBufferView | ArrayBuffer, offset = 0, size?: number | null): void {
     this.#checkWritable();
@@ -321,6 +334,17 @@ export class Connection implements Disposable {
       await this.#readExactlyAsync(message, 0, size);
       return message;
     });
+  }
+
+  /** recv without blocking the event loop. */
+  async recvAsync<T = any>(options: WaitOptions = {}): Promise<T> {
+    return loads(await this.recvBytesAsync(null, options)) as T;
+  }
+
+  /** send without blocking the event loop when the peer is slow to read. */
+  sendAsync(obj: unknown): Promise<void> {
+    this.#checkWritable();
+    return this.sendBytesAsync(dumps(obj));
   }
 
   /** poll without blocking the event loop: true when there is something to read. */
@@ -536,6 +560,7 @@ export function rebuildConnection(fd: number, readable: boolean, writable: boole
   sys.adopt(fd);
   return new Connection(fd, readable, writable);
 }
+registerReconstructor(MODULE, 'Connection', rebuildConnection);
 
 /** What wait() watches: a Connection, a descriptor, or anything with fileno() (a Process sentinel's holder). */
 export type Waitable = Connection | number | { fileno(): number };

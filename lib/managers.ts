@@ -19,8 +19,7 @@ import {
 } from './process.js';
 import { MODULE, reduceSymbol, type Reduction } from './reduction.js';
 import { deadlineAfter, secondsUntil, waitSeconds } from './timeouts.js';
-// Until lib/pickle.ts lands: the codec is this one import.
-import { serialize as dumps, deserialize as loads } from 'node:v8';
+import { dumps, loads, registerReconstructor } from './pickle.js';
 
 const { FdPoller: Poller } = binding<PollerBinding>();
 
@@ -635,6 +634,8 @@ export class BaseProxy {
 export function rebuildProxy(address: Address, typeid: string, id: string, exposed: string[], authkey: Uint8Array | null): BaseProxy {
   return makeProxy({ address, authkey: authkey === null ? current_process().authkey : Buffer.from(authkey) }, typeid, id, exposed);
 }
+
+registerReconstructor(MODULE, 'ManagerProxy', rebuildProxy);
 
 function makeProxy(server: Server, typeid: string, id: string, exposed: string[]): BaseProxy {
   const proxy = new BaseProxy(server, typeid, id, exposed);

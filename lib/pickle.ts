@@ -5,7 +5,7 @@ export { loads, type LoadsOptions } from './pickle/reader.js';
 export { Global, registerClass, registerReconstructor, type ClassSpec } from './pickle/registry.js';
 export {
   Complex, Decimal, Deque, Dict, Float, FrozenSet, OrderedDict, PickleBuffer, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone,
-  Tuple, isTuple, toTuple, tuple,
+  Tuple, ZoneInfo, isTuple, toTuple, tuple, type TzInfo,
 } from './pickle/types.js';
 
 /** The protocol `dumps` writes by default (CPython 3.8–3.13's DEFAULT_PROTOCOL). */

@@ -19,8 +19,7 @@ import {
   parentChannel, targetName, waitOptions, wakeable, withKeywords, type Target,
 } from './process.js';
 import { deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
-// Until lib/pickle.ts lands: the codec is this one import.
-import { serialize as dumps, deserialize as loads } from 'node:v8';
+import { dumps, loads } from './pickle.js';
 
 const { FdPoller: Poller } = binding<PollerBinding>();
 

@@ -16,8 +16,7 @@ import { AssertionError, ValueError, abortError, isOSError } from './errors.js';
 import { binding } from './native.js';
 import { FIRST_INHERITED_FD, collectingDescriptors } from './reduction.js';
 import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
-// Until lib/pickle.ts lands: the codec is this one import.
-import { serialize as dumps, deserialize as loads } from 'node:v8';
+import { dumps, loads } from './pickle.js';
 
 interface ProcessBinding {
   pidfdOpen(pid: number): number;

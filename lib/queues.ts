@@ -16,10 +16,10 @@
 //   so one consumer gets it whole; small objects may share a message (a batch
 //   of at most MAX_BATCH) when consumers lag. docs/wire-format.md.
 import { serialize, deserialize } from 'node:v8';
-import { AssertionError, Empty, Full, ValueError, isOSError } from './errors.js';
+import { AssertionError, Empty, Full, ValueError, isOSError, withHint } from './errors.js';
 import { anonymousName, validateName } from './names.js';
 import { binding } from './native.js';
-import * as pickle from './pickle.js';
+import { dumps, loads, registerReconstructor } from './pickle.js';
 import { reduceSymbol, MODULE, type Reduction } from './reduction.js';
 import { track, untrack, type ResourceKind } from './resource_tracker.js';
 import { waitSeconds, deadlineAfter, secondsUntil, type WaitOptions } from './timeouts.js';
@@ -77,20 +77,8 @@ const BATCH = 0x01;
 const HANDOFF = 0x02;
 const HANDOFF_HEADER = 9;
 
-/** The pickle codec, once lib/pickle.ts provides dumps and loads. */
-const picklePair = pickle as unknown as { dumps?: (obj: unknown, options: { protocol: number }) => Uint8Array; loads?: (bytes: Uint8Array) => unknown };
-
 const CODECS: Record<CodecName, Codec> = {
-  pickle: {
-    encode: (obj) => {
-      if (!picklePair.dumps) throw new TypeError("the 'pickle' codec is not available in this build; pass codec: 'v8' or 'json'");
-      return picklePair.dumps(obj, { protocol: 4 });
-    },
-    decode: (bytes) => {
-      if (!picklePair.loads) throw new TypeError("the 'pickle' codec is not available in this build; pass codec: 'v8' or 'json'");
-      return picklePair.loads(bytes);
-    },
-  },
+  pickle: { encode: (obj) => dumps(obj, { protocol: 4 }), decode: (bytes) => loads(bytes) },
   v8: { encode: (obj) => serialize(obj), decode: (bytes) => deserialize(bytes) },
   json: {
     encode: (obj) => {
@@ -146,7 +134,7 @@ function tryUnlink(kind: ResourceKind, name: string): void {
 
 const semaphoreNames = (name: string) => ({ items: `${name}.items`, slots: `${name}.slots`, unfinished: `${name}.unfinished` });
 
-export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
+export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIterable<T> {
   /** The kernel queue's name (generated for an anonymous queue). */
   readonly name: string;
   /** The bound given at creation; 0 when unbounded. */
@@ -165,6 +153,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   #feeder: FeederHandle | null = null;
   /** Hand-off segments whose frames wait in the feeder: the tracker removes them if this process dies first. */
   #handOffsInFlight: string[] = [];
+  /** Waiting for the feeder to empty ([Symbol.asyncDispose]). */
+  #drainWaiters: (() => void)[] = [];
   /** Entries of a batch this process received and has not returned yet (each one as a single message would be). */
   #ready: Buffer[] = [];
 
@@ -182,23 +172,32 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#anonymous = anonymous;
     const names = semaphoreNames(this.name);
     const made: [ResourceKind, string][] = [];
+    // An anonymous object is tracked before it exists, so no SIGKILL can orphan it.
+    const making = (kind: ResourceKind, name: string) => {
+      made.push([kind, name]);
+      if (anonymous) track(kind, name);
+    };
     try {
+      making('queue', this.name);
       this.kernel = new MessageQueue(this.name, { create, exclusive, mode, maxMessages: options.maxMessages, maxMessageSize: options.maxMessageSize });
-      made.push(['queue', this.name]);
-      this.#items = new NamedSemaphore(names.items, { create, mode, initialValue: 0 });
-      made.push(['semaphore', names.items]);
+      making('semaphore', names.items);
+      this.#items = openCounter(names.items, create, mode, this.name);
       if (maxsize > 0 && create) {
+        making('semaphore', names.slots);
         this.#slots = new NamedSemaphore(names.slots, { create, mode, initialValue: Math.min(maxsize, SEM_VALUE_MAX) });
-        made.push(['semaphore', names.slots]);
       } else {
         this.#slots = create ? null : openIfExists(names.slots);
       }
       this.maxsize = this.#slots === null ? 0 : maxsize > 0 ? maxsize : this.#slots.value + this.#items.value;
     } catch (error) {
-      if (anonymous) for (const [kind, name] of made) tryUnlink(kind, name);
+      if (anonymous) {
+        for (const [kind, name] of made) {
+          tryUnlink(kind, name);
+          untrack(kind, name);
+        }
+      }
       throw error;
     }
-    if (anonymous) for (const [kind, name] of made) track(kind, name);
   }
 
   /** Opens the existing named queue `name` (its maxsize is the one it was created with). */
@@ -341,6 +340,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.close();
   }
 
+  /** close(), then waits (without blocking the event loop) until what this process put reached the kernel queue. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    if (this.#feeder === null || this.#feeder.pending === 0) return;
+    await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  }
+
   /** Objects as they come, until the queue is closed. */
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     while (!this.#closed) {
@@ -358,6 +364,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#checkOpen();
     if (this.#codecName === 'custom') throw new TypeError(`${this} has a custom codec, which cannot cross to another process; give the other process its own Queue.open(name, { codec })`);
     this.#shared = true;
+    this.#feeder?.keepAlive(this.#waitsAtExit());
     return [MODULE, 'Queue', [this.constructor.name, this.name, this.#codecName, this.#batch]];
   }
 
@@ -373,9 +380,17 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     holding.delete(this as Queue<unknown>);
   }
 
-  /** Called at process exit: waits for the feeder unless cancel_join_thread() was called. */
+  /**
+   * Called at process exit: waits for the feeder unless cancel_join_thread()
+   * was called, or the queue is anonymous and was never handed to another
+   * process (nobody could ever take what is left, so waiting would never end).
+   */
   flushAtExit(): void {
-    if (!this.#joinCancelled) this.#flushed(this.#feeder?.flush(Infinity) ?? true);
+    if (this.#waitsAtExit()) this.#flushed(this.#feeder?.flush(Infinity) ?? true);
+  }
+
+  #waitsAtExit(): boolean {
+    return !this.#joinCancelled && !(this.#anonymous && !this.#shared);
   }
 
   /** Once every frame reached the kernel queue, its hand-off segments belong to the queue, not to this process. */
@@ -424,7 +439,6 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       return;
     }
     const { frame, segment } = handOff(payload);
-    track('shm', segment);
     if (feeder.push(frame, false) === 0) untrack('shm', segment);
     else this.#handOffsInFlight.push(segment);
   }
@@ -432,10 +446,12 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   #startFeeder(): FeederHandle {
     if (this.#feeder === null) {
       this.#feeder = new native.Feeder(this.name, this.#batch ? MAX_BATCH : 1, () => {
-        this.#flushed(this.#feeder!.pending === 0);
-        if (this.#closed && this.#feeder!.pending === 0) feeding.delete(this as Queue<unknown>);
+        const empty = this.#feeder!.pending === 0;
+        this.#flushed(empty);
+        if (empty) for (const resolve of this.#drainWaiters.splice(0)) resolve();
+        if (this.#closed && empty) feeding.delete(this as Queue<unknown>);
       });
-      if (this.#joinCancelled) this.#feeder.keepAlive(false);
+      this.#feeder.keepAlive(this.#waitsAtExit());
     }
     feeding.add(this as Queue<unknown>);
     return this.#feeder;
@@ -460,7 +476,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         return this.#unframe(entries[0]!);
       }
       case HANDOFF:
-        return this.#finishGet(takeHandOff(message));
+        // pickle and json copy what they keep, so they decode straight from the mapping (v8 keeps views).
+        return withHandOff(message, (bytes) => this.#finishGet(this.#codecName === 'pickle' || this.#codecName === 'json' ? bytes : Buffer.from(bytes)));
       default:
         return this.#finishGet(message);
     }
@@ -484,6 +501,18 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 }
 
+/** A queue's `.items` semaphore; opening a queue some other program made explains what is missing. */
+function openCounter(name: string, create: boolean, mode: number, queue: string): NamedSemaphore {
+  try {
+    return new NamedSemaphore(name, { create, mode, initialValue: 0 });
+  } catch (error) {
+    if (!create && isOSError(error, 'ENOENT')) {
+      throw withHint(error, `message queue '${queue}' exists but was not made by a Queue (its semaphore ${name} is missing): open it with new Queue(0, { name: '${queue}' }), which adds what is missing, or use MessageQueue from posix-multiprocessing/posix`);
+    }
+    throw error;
+  }
+}
+
 function openIfExists(name: string): NamedSemaphore | null {
   try {
     return new NamedSemaphore(name);
@@ -493,17 +522,25 @@ function openIfExists(name: string): NamedSemaphore | null {
   }
 }
 
-/** Writes a large payload to a new shared memory segment; the frame names it. The receiver unlinks it. */
+/**
+ * Writes a large payload to a new shared memory segment; the frame names it.
+ * The segment is tracked (before it exists, so no SIGKILL can orphan it)
+ * until the caller knows the frame reached the kernel; the receiver unlinks it.
+ */
 function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
   const name = anonymousName();
-  const segment = new SharedMemorySegment(name, { create: true, exclusive: true, size: payload.byteLength });
+  track('shm', name);
   try {
-    segment.buffer.set(payload);
+    const segment = new SharedMemorySegment(name, { create: true, exclusive: true, size: payload.byteLength });
+    try {
+      segment.buffer.set(payload);
+    } finally {
+      segment.close();
+    }
   } catch (error) {
-    SharedMemorySegment.unlink(name);
+    try { SharedMemorySegment.unlink(name); } catch { /* never created */ }
+    untrack('shm', name);
     throw error;
-  } finally {
-    segment.close();
   }
   const nameBytes = Buffer.from(name);
   const frame = Buffer.allocUnsafe(HANDOFF_HEADER + nameBytes.length);
@@ -513,13 +550,14 @@ function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
   return { frame, segment: name };
 }
 
-function takeHandOff(frame: Buffer): Buffer {
+/** Maps the segment a hand-off frame names, unlinks it, and gives its bytes to `use` while they are mapped. */
+function withHandOff<R>(frame: Buffer, use: (bytes: Buffer) => R): R {
   const length = Number(frame.readBigUInt64LE(1));
   const name = frame.subarray(HANDOFF_HEADER).toString();
   const segment = new SharedMemorySegment(name);
   try {
     SharedMemorySegment.unlink(name);
-    return Buffer.from(segment.buffer.subarray(0, length));
+    return use(segment.buffer.subarray(0, length));
   } finally {
     segment.close();
   }
@@ -544,13 +582,13 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     super(maxsize, options);
     const name = semaphoreNames(this.name).unfinished;
     const anonymous = options.name === undefined;
+    if (anonymous) track('semaphore', name);
     try {
       this.#unfinished = new NamedSemaphore(name, { create: anonymous || options.create !== false, mode: options.mode ?? 0o600, initialValue: 0 });
     } catch (error) {
       this.close();
       throw error;
     }
-    if (anonymous) track('semaphore', name);
   }
 
   static override open<T = unknown>(name: string, options: OpenOptions = {}): JoinableQueue<T> {
@@ -597,6 +635,13 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     return this.#unfinished;
   }
 }
+
+// A queue pickled for another process (Process args) opens there by name.
+registerReconstructor(MODULE, 'Queue', (kind: string, name: string, codec: CodecName, batch: boolean) => {
+  const options: QueueOptions = { name, create: false, codec, batch };
+  if (kind === 'JoinableQueue') return new JoinableQueue(0, options);
+  return kind === 'SimpleQueue' ? new SimpleQueue(options) : new Queue(0, options);
+});
 
 // Python's names first; the camelCase aliases are the same functions.
 for (const [alias, name] of [['putNowait', 'put_nowait'], ['getNowait', 'get_nowait'], ['joinThread', 'join_thread'], ['cancelJoinThread', 'cancel_join_thread']] as const) {

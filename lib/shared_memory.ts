@@ -6,8 +6,9 @@ import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import { SharedMemorySegment } from './posix/shm.js';
 import { disown, own } from './heap.js';
-import { IndexError, ValueError } from './errors.js';
+import { IndexError, ValueError, isOSError } from './errors.js';
 import { MODULE, reduceSymbol, type Reduction } from './reduction.js';
+import { Float, registerReconstructor } from './pickle.js';
 
 export interface SharedMemoryOptions {
   /** CPython's name: no leading '/' ('psm_1234'). Generated ('psm_' + 8 hex digits) when omitted with create. */
@@ -56,7 +57,7 @@ export class SharedMemory implements Disposable {
       try {
         this.#segment = new SharedMemorySegment(generated, { create: true, exclusive: true, size });
       } catch (error) {
-        if ((error as { code?: string }).code === 'EEXIST') continue;
+        if (isOSError(error, 'EEXIST')) continue;
         throw error;
       }
       if (track) own(generated);
@@ -113,8 +114,12 @@ export class SharedMemory implements Disposable {
   }
 }
 
-/** What a ShareableList holds: Python's int (number, or bigint beyond 2^53), float, bool, str, bytes and None. */
-export type ShareableItem = number | bigint | boolean | string | Buffer | null;
+/**
+ * What a ShareableList holds: Python's int (a number, or a bigint beyond
+ * 2^53), float (a number; a pickle Float stores an integral one as a float),
+ * bool, str, bytes (Buffer) and None (null).
+ */
+export type ShareableItem = number | bigint | boolean | string | Buffer | Float | null;
 
 // Every slot is a multiple of 8 bytes; formats are Python struct codes.
 const ALIGNMENT = 8;
@@ -151,6 +156,7 @@ function encodeItem(item: unknown): Encoded {
     return { format: FORMAT_INT, code: CODE_VALUE };
   }
   if (typeof item === 'number') return { format: Number.isSafeInteger(item) ? FORMAT_INT : FORMAT_FLOAT, code: CODE_VALUE };
+  if (item instanceof Float) return { format: FORMAT_FLOAT, code: CODE_VALUE };
   if (typeof item === 'string' || item instanceof Uint8Array) {
     const bytes = typeof item === 'string' ? Buffer.from(item, 'utf8') : Buffer.from(item.buffer, item.byteOffset, item.byteLength);
     // CPython sizes a str by its code points; where its UTF-8 would not fit
@@ -175,9 +181,9 @@ function slotSize(format: string): number {
 
 /** Python's == between two stored values (1 == 1.0 == True; bytes by content). */
 function pythonEquals(a: unknown, b: unknown): boolean {
-  const numeric = (x: unknown) => typeof x === 'number' || typeof x === 'bigint' || typeof x === 'boolean';
+  const numeric = (x: unknown) => typeof x === 'number' || typeof x === 'bigint' || typeof x === 'boolean' || x instanceof Float;
   if (numeric(a) && numeric(b)) {
-    const number = (x: unknown) => (typeof x === 'boolean' ? Number(x) : x as number | bigint);
+    const number = (x: unknown) => (typeof x === 'boolean' || x instanceof Float ? Number(x) : x as number | bigint);
     // eslint-disable-next-line eqeqeq -- loose equality compares a number with a bigint by value
     return number(a) == number(b);
   }
@@ -364,7 +370,7 @@ export class ShareableList implements Disposable, Iterable<ShareableItem> {
     } else if (format === FORMAT_INT) {
       view.setBigInt64(at, BigInt(value as number | bigint), LITTLE_ENDIAN);
     } else if (format === FORMAT_FLOAT) {
-      view.setFloat64(at, value as number, LITTLE_ENDIAN);
+      view.setFloat64(at, Number(value), LITTLE_ENDIAN);
     } else {
       // bool and None: pad bytes, then the flag ('?') at byte 7 (bool) or 6 (None, always false).
       buf.fill(0, at, at + ALIGNMENT);
@@ -375,3 +381,9 @@ export class ShareableList implements Disposable, Iterable<ShareableItem> {
     buf.writeInt8(code, this.#codesAt + position);
   }
 }
+
+// Unpickling: CPython's own SharedMemory pickle (name, create, size) attaches,
+// as does a ShareableList by name.
+registerReconstructor('multiprocessing.shared_memory', 'SharedMemory',
+  (name: string, create = false, size = 0) => new SharedMemory({ name, create, size }));
+registerReconstructor(MODULE, 'ShareableList', (name: string) => new ShareableList(null, { name }));

@@ -9,6 +9,7 @@ import { allocate, free } from './heap.js';
 import { AssertionError, AttributeError, IndexError, ValueError } from './errors.js';
 import { MODULE, reduceSymbol, type Reduction } from './reduction.js';
 import { RLock } from './synchronize.js';
+import { Float, registerReconstructor } from './pickle.js';
 
 /** Python's array/ctypes typecodes. */
 export type Typecode = 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' | 'f' | 'd' | 'c' | 'u';
@@ -24,7 +25,7 @@ export interface TypecodeInputs {
   b: number | bigint | boolean; B: number | bigint | boolean; h: number | bigint | boolean; H: number | bigint | boolean;
   i: number | bigint | boolean; I: number | bigint | boolean; l: number | bigint | boolean; L: number | bigint | boolean;
   q: number | bigint | boolean; Q: number | bigint | boolean;
-  f: number | bigint | boolean; d: number | bigint | boolean; c: Uint8Array | number; u: string;
+  f: number | bigint | boolean | Float; d: number | bigint | boolean | Float; c: Uint8Array | number; u: string;
 }
 /** The typed array `view` is for each typecode ('u' holds code points, as Linux's 4-byte wchar_t). */
 export interface TypecodeViews {
@@ -96,7 +97,7 @@ function toElement(ctype: CType, value: unknown): number | bigint {
       return typeof integer === 'bigint' ? Number(BigInt.asIntN(bits, integer)) : integer;
     }
     case 'float':
-      if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return Number(value);
+      if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean' || value instanceof Float) return Number(value);
       throw new TypeError(`must be real number, not ${pythonType(value)}`);
     case 'char':
       if (value instanceof Uint8Array && value.length === 1) return value[0];
@@ -567,3 +568,5 @@ export function rebuild_ctype(typecode: Typecode, name: string, length: number |
   if (lock === false) return obj;
   return obj instanceof SharedCArray ? new SynchronizedArray(obj, lock, false) : new Synchronized(obj, lock, false);
 }
+
+registerReconstructor(MODULE, 'rebuild_ctype', rebuild_ctype);

@@ -330,9 +330,16 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
     if (!info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument 0 (flag) must be a boolean");
     State& state = *state_;
     state.keepAlive = info[0].As<Napi::Boolean>();
-    if (!state.keepAlive && state.referenced && state.tsfnAlive) {
-      state.idle.Unref(info.Env());
-      state.referenced = false;
+    bool waiting;
+    {
+      std::lock_guard<std::mutex> lock(state.mutex);
+      waiting = !state.messages.empty();
+    }
+    bool wanted = state.keepAlive && waiting;
+    if (wanted != state.referenced && state.tsfnAlive) {
+      if (wanted) state.idle.Ref(info.Env());
+      else state.idle.Unref(info.Env());
+      state.referenced = wanted;
     }
     return info.Env().Undefined();
   }

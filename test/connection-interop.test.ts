@@ -176,6 +176,9 @@ with Listener(family=${JSON.stringify(family)}, authkey=b'secret key') as listen
     with listener.accept() as conn:
         message = conn.recv_bytes()
         conn.send_bytes(b'python got ' + message)
+        obj = conn.recv()
+        assert obj == {'numbers': [1, 2.5, 1 << 70], 'text': 'é', 'raw': b'\\x00', 'none': None}, obj
+        conn.send(('echo', obj, True))
         print(conn.recv_bytes(256).decode(), flush=True)
 `);
       const done = finished(peer);
@@ -183,6 +186,10 @@ with Listener(family=${JSON.stringify(family)}, authkey=b'secret key') as listen
       using conn = Client(address, { authkey: KEY });
       conn.send_bytes(Buffer.from('hi from node'));
       assert.equal(conn.recv_bytes().toString(), 'python got hi from node');
+      const sent = { numbers: [1, 2.5, 1n << 70n], text: 'é', raw: Buffer.from([0]), none: null };
+      conn.send(sent);
+      const [tag, echoed, flag] = conn.recv<[string, Map<string, unknown>, boolean]>();
+      assert.deepEqual([tag, Object.fromEntries(echoed), flag], ['echo', sent, true]);
       conn.send_bytes(Buffer.from('bye'));
       const { code, stdout, stderr } = await done;
       assert.equal(code, 0, stderr);
@@ -198,14 +205,20 @@ from multiprocessing.connection import Client
 with Client(${pyAddress(listener.address)}, authkey=b'secret key') as conn:
     conn.send_bytes(b'hi from python')
     print(conn.recv_bytes().decode())
+    conn.send({'from': 'python', 'values': (1, -2, 3.5, None, [b'x'])})
+    print(repr(conn.recv()))
 `);
       const done = finished(peer);
       using conn = listener.accept();
       assert.equal(conn.recv_bytes().toString(), 'hi from python');
       conn.send_bytes(Buffer.from('node got it'));
+      const received = conn.recv<Map<string, unknown>>();
+      assert.deepEqual([...received.keys()], ['from', 'values']);
+      assert.deepEqual([...received.get('values') as unknown[]], [1, -2, 3.5, null, [Buffer.from('x')]]);
+      conn.send([received.get('from'), 42, 'done']);
       const { code, stdout, stderr } = await done;
       assert.equal(code, 0, stderr);
-      assert.equal(stdout, 'node got it\n');
+      assert.equal(stdout, "node got it\n['python', 42, 'done']\n");
     }
   });
 

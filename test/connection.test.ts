@@ -10,7 +10,8 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Connection, Pipe, frameHeader, wait } from '../lib/connection.js';
 import { Process } from '../lib/process.js';
-import { BufferTooShort, EOFError, TimeoutError, ValueError } from '../lib/errors.js';
+import { BufferTooShort, EOFError, PicklingError, TimeoutError, UnpicklingError, ValueError } from '../lib/errors.js';
+import { dumps } from '../lib/pickle.js';
 import { collectingDescriptors, MODULE, reduceSymbol } from '../lib/reduction.js';
 import { finished } from './helpers.js';
 import { checkBigMessage } from './fixtures/connection-data.js';
@@ -48,6 +49,28 @@ test('messages go both ways, never merge, and zero-length messages are real', (t
   assert.equal(a.sendBytes, a.send_bytes);
   assert.equal(a.recvBytes, a.recv_bytes);
   assert.equal(a.recvBytesInto, a.recv_bytes_into);
+});
+
+test('send and recv carry pickles; garbage is UnpicklingError; an unpicklable object writes nothing', async (t) => {
+  const [a, b] = pipe(t);
+  const value = { reply: [1, 2.5, 'x', Buffer.from('y'), null], big: 2n ** 70n };
+  a.send(value);
+  assert.deepEqual([...b.recv<Map<string, unknown>>()], [['reply', [1, 2.5, 'x', Buffer.from('y'), null]], ['big', 2n ** 70n]]);
+  a.send(null);
+  assert.equal(await b.recvAsync(), null);
+  await b.sendAsync('back');
+  assert.equal(a.recv(), 'back');
+  // The message is exactly pickle.dumps(obj) framed: what CPython's recv reads.
+  a.send(['x', 1]);
+  const frame = rawRead(b.fileno(), 4 + dumps(['x', 1]).length);
+  assert.deepEqual(frame.subarray(4), dumps(['x', 1]));
+  assert.throws(() => a.send(() => 1), PicklingError);
+  assert.equal(b.poll(), false);
+  a.send_bytes(Buffer.from('not a pickle'));
+  assert.throws(() => b.recv(), UnpicklingError);
+  const [reader, writer] = pipe(t, false);
+  throwsOSError(() => reader.send(1), 'connection is read-only');
+  throwsOSError(() => writer.recv(), 'connection is write-only');
 });
 
 test('the framing is CPython\'s, byte for byte', (t) => {
@@ -160,6 +183,14 @@ test('a closed connection says "handle is closed" everywhere; close is idempoten
   assert.throws(() => b.recv_bytes(), (error: Error) => error instanceof EOFError);
   assert.throws(() => b.send_bytes(Buffer.from('x')), (error: NodeJS.ErrnoException) =>
     error.name === 'BrokenPipeError' && error.code === 'EPIPE' && error.errno === 32);
+});
+
+test('an Async send to a peer that closes while it waits: BrokenPipeError, not a hang', async (t) => {
+  const [a, b] = pipe(t);
+  const sending = b.sendBytesAsync(Buffer.alloc(16 << 20));
+  setTimeout(() => a.close(), 20);
+  await assert.rejects(sending, (error: NodeJS.ErrnoException) => ['EPIPE', 'ECONNRESET'].includes(error.code!));
+  await assert.rejects(b.sendBytesAsync(Buffer.from('x')), { name: 'BrokenPipeError', code: 'EPIPE' });
 });
 
 test('end of file inside a frame is "got end of file during message"', (t) => {

@@ -6,6 +6,8 @@ import {
   Empty, Full, Manager, Process, ProcessError, ValueError, rebuildProxy, type BarrierProxy, type BaseProxy, type ConditionProxy, type EventProxy, type QueueProxy,
 } from '../lib/index.js';
 import { reduceSymbol } from '../lib/reduction.js';
+import { spawn } from 'node:child_process';
+import { finished } from './helpers.js';
 
 const tasks = new URL('./fixtures/manager_tasks.js', import.meta.url);
 const proxyArgs = (proxy: BaseProxy) => proxy[reduceSymbol]()[2] as Parameters<typeof rebuildProxy>;
@@ -155,15 +157,11 @@ test('register: a user type made in the server, its methods exposed', async (t) 
   assert.throws(() => Manager.register('Counter', tasks, 'Counter'), ValueError);
 });
 
-test('the classic countdown: 100 processes decrement a dict entry under a Lock, ending at exactly 0', async (t) => {
-  const manager = await started(t);
-  const shared = manager.dict<string, number>({ count: 100 });
-  const lock = manager.Lock();
-  const children = [...Array(100).keys()].map(() => new Process({ module: tasks, target: 'countdown', args: [proxyArgs(shared), proxyArgs(lock)] }));
-  for (const child of children) child.start();
-  await Promise.all(children.map((child) => child.joinAsync()));
-  assert.deepEqual(children.map((child) => child.exitcode), children.map(() => 0));
-  assert.equal(shared.get('count'), 0);
+test('the classic program: 100 processes decrement a Manager dict entry under a Manager Lock, ending at exactly 0', async () => {
+  const example = new URL('../examples/manager_countdown.js', import.meta.url).pathname;
+  const { code, stdout } = await finished(spawn(process.execPath, [example, '100'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  assert.equal(code, 0);
+  assert.equal(stdout, '0\n');
 });
 
 test('a child sees a queue as CPython\'s TestSyncManagerTypes does', async (t) => {
@@ -171,7 +169,7 @@ test('a child sees a queue as CPython\'s TestSyncManagerTypes does', async (t) =
   const q = manager.Queue<number>(2);
   q.put(5);
   q.put(6);
-  const child = new Process({ module: tasks, target: 'queueChild', args: [proxyArgs(q)] });
+  const child = new Process({ module: tasks, target: 'queueChild', args: [q] });
   child.start();
   await child.joinAsync();
   assert.equal(child.exitcode, 0);

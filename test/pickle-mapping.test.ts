@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import {
-  Complex, Decimal, Deque, Dict, Float, FrozenSet, OrderedDict, PickleBuffer, PyDateTime, TimeDelta, TimeZone, Tuple,
+  Complex, Decimal, Deque, Dict, Float, FrozenSet, OrderedDict, PickleBuffer, PyDateTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
   dumps, isTuple, loads, toTuple, tuple, PicklingError, Global,
 } from '../lib/pickle.js';
 import { python } from './helpers.js';
@@ -48,6 +48,7 @@ const cases: [string, unknown, string, boolean][] = [
   ['Uint8ClampedArray', new Uint8ClampedArray([255]), "array.array('B', [255])", true],
   ['Date', new Date(Date.UTC(2024, 1, 29, 12, 30, 15, 250)), 'datetime.datetime(2024, 2, 29, 12, 30, 15, 250000, tzinfo=datetime.timezone.utc)', true],
   ['PyDateTime', new PyDateTime(2020, 1, 2, 3, 4, 5, 6, new TimeZone(new TimeDelta(0, -3600), 'W')), "datetime.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=-1), 'W'))", true],
+  ['ZoneInfo', new PyDateTime(2021, 10, 31, 2, 30, 0, 0, ZoneInfo.of('Europe/Paris'), 1), "datetime.datetime(2021, 10, 31, 2, 30, tzinfo=zoneinfo.ZoneInfo('Europe/Paris'), fold=1)", true],
   ['TimeDelta', new TimeDelta(0, -1), 'datetime.timedelta(seconds=-1)', true],
   ['Decimal', new Decimal('-1.25'), "decimal.Decimal('-1.25')", true],
   ['Complex', new Complex(1, -2), 'complex(1, -2)', true],
@@ -70,7 +71,7 @@ function toDeque(items: unknown[]): Deque {
 test('JS values load in CPython as the documented Python values', () => {
   const payload = cases.map(([name, value, expr, exact]) => [name, dumps(value, { protocol: name.includes('protocol 5') ? 5 : 4 }).toString('base64'), expr, exact]);
   const script = `
-import sys, json, base64, pickle, array, collections, datetime, decimal
+import sys, json, base64, pickle, array, collections, datetime, decimal, zoneinfo
 sys.path.insert(0, ${JSON.stringify(fixtures)})
 from pickle_values import same
 def _err(e, **attrs):
@@ -203,4 +204,15 @@ test('deep JS nesting fails with a clear PicklingError, not a stack overflow', (
   let ok: unknown[] = [];
   for (let i = 0; i < 500; i++) ok = [ok];
   assert.ok(Array.isArray(loads(dumps(ok))));
+});
+
+test('PyDateTime.toDate honours fixed offsets and zones (DST and fold)', () => {
+  const paris = ZoneInfo.of('Europe/Paris');
+  assert.equal(ZoneInfo.of('Europe/Paris'), paris, 'one instance per key');
+  assert.equal(new PyDateTime(2021, 3, 28, 3, 30, 0, 0, paris).toDate().toISOString(), '2021-03-28T01:30:00.000Z');
+  assert.equal(new PyDateTime(2021, 10, 31, 2, 30, 0, 0, paris).toDate().toISOString(), '2021-10-31T00:30:00.000Z');
+  assert.equal(new PyDateTime(2021, 10, 31, 2, 30, 0, 0, paris, 1).toDate().toISOString(), '2021-10-31T01:30:00.000Z');
+  assert.equal(new PyDateTime(2020, 1, 1, 12, 0, 0, 0, new TimeZone(new TimeDelta(0, -5 * 3600))).toDate().toISOString(), '2020-01-01T17:00:00.000Z');
+  const now = new Date(Date.UTC(2024, 5, 1, 8, 9, 10, 11));
+  assert.equal(PyDateTime.fromDate(now).toDate().getTime(), now.getTime());
 });

@@ -123,3 +123,28 @@ sys.stdout.write(pickle.dumps(Other(), 4).hex())`), 'hex');
 sys.stdout.write(pickle.dumps(Point, 4).hex())`), 'hex'));
   assert.ok(cls instanceof Global && String(cls) === '__main__.Point');
 });
+
+test('Python 2 era opcodes: INST, OBJ, copy_reg._reconstructor, STRING/BINSTRING, __builtin__ spellings', () => {
+  const inst = loads(Buffer.from("(i__main__\nPoint\np0\n(dp1\nS'x'\np2\nI7\nsS'y'\nF2.5\nsb.", 'latin1')) as Point;
+  assert.ok(inst instanceof Point && inst.x === 7 && inst.y === 2.5);
+  const obj = loads(Buffer.from('\x80\x01(c__main__\nPoint\nK\x01K\x02o.', 'latin1')) as Point;
+  assert.ok(obj instanceof Point && obj.x === 1 && obj.y === 2);
+  const reconstructed = loads(Buffer.from("ccopy_reg\n_reconstructor\n(c__main__\nPoint\nc__builtin__\nobject\nNtR(dS'x'\nI3\nsb.", 'latin1')) as Point;
+  assert.ok(reconstructed instanceof Point && reconstructed.x === 3);
+  assert.deepEqual(loads(Buffer.from("c__builtin__\nset\n((lI1\naI2\natR.", 'latin1')), new Set([1, 2]));
+  assert.equal(loads(Buffer.from("S'a\\'b\\x41\\n'\n.", 'latin1')), "a'bA\n");
+  assert.equal(loads(Buffer.from('U\x03\xe9ab.', 'latin1'), { encoding: 'latin1' }), 'éab');
+  assert.deepEqual(loads(Buffer.from('U\x03\xe9ab.', 'latin1'), { encoding: 'bytes' }), Buffer.from('\xe9ab', 'latin1'));
+  assert.throws(() => loads(Buffer.from('U\x03\xe9ab.', 'latin1')), UnpicklingError);
+  assert.equal(loads(Buffer.from('V\\u20ac\\U0001f600x\n.', 'latin1')), '€😀x');
+  assert.deepEqual(loads(Buffer.from('(I01\nI00\nL12345678901234567890L\nF-0.0\nt.', 'latin1')), tuple(true, false, 12345678901234567890n, -0));
+});
+
+test('NEWOBJ_EX (a class with __getnewargs_ex__) builds a registered class', () => {
+  const data = Buffer.from(python(`${pythonClasses}
+Point.__getnewargs_ex__ = lambda self: ((self.x,), {'y': self.y})
+sys.stdout.write(pickle.dumps(Point(1, 2), 4).hex())`), 'hex');
+  assert.ok(data.includes(0x92), 'the pickle uses NEWOBJ_EX');
+  const point = loads(data) as Point;
+  assert.ok(point instanceof Point && point.x === 1 && point.y === 2);
+});

@@ -41,7 +41,7 @@ for obj in (A(), B(), C(), D()):
   for (const hex of fromPython) rejects(Buffer.from(hex, 'hex'), /global '((builtins|__builtin__)\.(eval|__import__)|posix\.system|os\.system|(subprocess|commands)\.Popen)' is not allowed/);
   rejects('\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93.', /global 'os.system' is not allowed.*at byte 25/);
   rejects("ccopy_reg\n_reconstructor\n(c__builtin__\nobject\nc__builtin__\nlist\nNtR.", /builtins\.list|base object/);
-  rejects("cbuiltins\ngetattr\n.", /getattr/);
+  rejects("c__builtin__\ngetattr\n(c__builtin__\nset\nS'__init__'\ntR.", /getattr is allowed only for zoneinfo/);
   rejects("c__builtin__\n__import__\n.", /__import__/);
 });
 
@@ -108,6 +108,9 @@ test('stack and mark abuse', () => {
   rejects('\x80\x04K\x01K\x02\x93.', /STACK_GLOBAL requires str/);
   rejects('\x80\x04(K\x01\x91(K\x02\x90.', /FrozenSet object has no attribute 'add'/);
   rejects('\x80\x04\x8f(]\x90.', /unhashable/);
+  const polluted = loads(Buffer.from('\x80\x04\x8c\x08builtins\x8c\x0aValueError\x93)R}\x8c\x09__proto__}sb.', 'latin1')) as Error;
+  assert.equal(Object.getPrototypeOf(polluted), Error.prototype, 'a __proto__ key in BUILD state is an own property, not a prototype');
+  assert.ok(Object.hasOwn(polluted, '__proto__'));
 });
 
 test('100 000-deep nesting loads without recursion; deep keys fail cleanly', () => {
@@ -135,4 +138,20 @@ test('wide shared tuple keys cannot make hashing hang', () => {
   assert.ok(Date.now() - started < 10_000, 'hashing stopped at its budget');
   const ok = loads(dumps(new Dict<unknown, unknown>([[tuple(1, tuple(2, new FrozenSet([3]))), 'v'], [new Float(2), 'w']]))) as Dict;
   assert.equal(ok.get(tuple(1, tuple(2, new FrozenSet([3])))), 'v');
+});
+
+test('memoized data reused over and over cannot make loads quadratic', () => {
+  // A 20 000-key dict, then BUILD with it as the state of 100 000 fresh objects: 2·10^9 property writes unbounded.
+  const entries: string[] = [];
+  for (let i = 0; i < 20_000; i++) entries.push(`\x8c\x06k${String(i).padStart(5, '0')}K\x01`);
+  const build = Buffer.from(`\x80\x04}\x94(${entries.join('')}u0${'}h\x00b0'.repeat(100_000)}N.`, 'latin1');
+  const reduce = Buffer.from(`\x80\x04](${'K\x01'.repeat(20_000)}e\x94${'\x8c\x08builtins\x8c\x03set\x93h\x00\x85R0'.repeat(20_000)}N.`, 'latin1');
+  for (const data of [build, reduce]) {
+    const started = Date.now();
+    rejects(data, /far more work/);
+    assert.ok(Date.now() - started < 10_000);
+  }
+  // Ordinary large pickles stay well inside the budget.
+  const big = { rows: Array.from({ length: 20_000 }, (_, i) => ({ id: i, tags: new Set([i]), when: new Date(i) })) };
+  assert.equal((loads(dumps(big)) as Dict).size, 1);
 });

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import {
-  AsyncResult, MaybeEncodingError, Pool, ProcessError, RemoteTraceback, TimeoutError, ValueError, active_children,
+  AsyncResult, MaybeEncodingError, PicklingError, Pool, ProcessError, RemoteTraceback, TimeoutError, ValueError, active_children,
 } from '../lib/index.js';
 import { finished } from './helpers.js';
 
@@ -80,7 +80,7 @@ test('a task that throws: get() re-throws its type, message and remote stack', (
     assert.match(error.message, /^Error sending result: '.*'\. Reason: '/);
     return true;
   });
-  assert.throws(() => p.apply('square', [() => 1]), Error);
+  assert.throws(() => p.apply('square', [() => 1]), PicklingError);
   assert.equal(p.apply('square', [3]), 9, 'the pool still works');
 });
 

@@ -380,3 +380,62 @@ test('a consumer SIGKILLed mid-stream: the others take the rest, nothing hangs',
   assert.equal(new Set(received).size, received.length);
   assert.ok(received.length > 100, `the survivors got ${received.length} of 300`);
 });
+
+test('await using: the queue is closed and what was put has reached the kernel queue', async (t) => {
+  const reader = namedQueue(t, (name) => new Queue<number>(0, { name, codec }));
+  const received: number[] = [];
+  const reading = (async () => {
+    for (let i = 0; i < 30; i++) received.push(await reader.getAsync({ timeout: 5 }));
+  })();
+  let writer: Queue<number>;
+  {
+    await using queue = Queue.open<number>(reader.name, { codec });
+    writer = queue;
+    for (let i = 0; i < 30; i++) queue.put(i);
+  }
+  // The kernel queue holds 10: the other 20 left the feeder only as the reader took objects.
+  assert.ok(received.length >= 20, `disposed with ${30 - received.length} objects not yet in the kernel queue`);
+  assert.throws(() => writer.put(1), ValueError);
+  await reading;
+  assert.deepEqual(received, Array.from({ length: 30 }, (_, i) => i));
+});
+
+test('a process exits at once when what it put sits in an anonymous queue nobody else has', async () => {
+  for (const ending of ['', 'process.exit(0);']) {
+    const code = `import(${JSON.stringify(new URL('../lib/queues.js', import.meta.url).href)}).then(({ Queue }) => {
+      const queue = new Queue(0, { codec: 'json' });
+      for (let i = 0; i < 100; i++) queue.put(i);
+      ${ending}
+    });`;
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const { code: status, signal, stderr } = await finished(child);
+    clearTimeout(timer);
+    assert.equal(signal, null, 'the process waited for a flush that could never happen');
+    assert.equal(status, 0, stderr);
+  }
+});
+
+test('large objects with the default pickle codec come out whole after their segment is gone', (t) => {
+  const queue = anonymous(t, new Queue<unknown>());
+  const big = Buffer.alloc(3_000_000, 5);
+  queue.put(big);
+  queue.put({ list: [big.subarray(0, 100_000), 'x'.repeat(20_000)] });
+  const first = queue.get() as Buffer;
+  const second = queue.get() as Map<string, unknown>;
+  assert.ok(first.equals(big));
+  const [bytes, text] = second.get('list') as [Buffer, string];
+  assert.ok(bytes.equals(big.subarray(0, 100_000)));
+  assert.equal(text, 'x'.repeat(20_000));
+});
+
+test('Queue.open of a kernel queue another program made says how to adopt it; new Queue(0, { name }) does', (t) => {
+  const name = testName('foreign');
+  const foreign = new MessageQueue(name, { create: true });
+  t.after(() => { foreign.close(); Queue.unlink(name); });
+  assert.throws(() => Queue.open(name), { code: 'ENOENT', message: /was not made by a Queue.*new Queue\(0, \{ name: / });
+  const adopted = new Queue<Buffer>(0, { name, codec: 'raw' });
+  t.after(() => adopted.close());
+  foreign.send('from C or Python');
+  assert.deepEqual(adopted.get(true, 5), Buffer.from('from C or Python'));
+});

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { SharedMemory, ShareableList } from '../lib/shared_memory.js';
 import { reduceSymbol } from '../lib/reduction.js';
+import { Float, dumps, loads } from '../lib/pickle.js';
 import { finished, python, pythonProcess, testName } from './helpers.js';
 
 /** A CPython-style name (no leading slash) that the leak check recognises as this test's. */
@@ -235,7 +236,7 @@ test("ShareableList's errors and lookups are CPython's", (t) => {
   assert.throws(() => list.get(1.5), { name: 'TypeError' });
 });
 
-test('an empty ShareableList, and one whose non-ASCII text CPython would truncate', (t) => {
+test('an empty ShareableList; big ints, an integral float, and non-ASCII text CPython would truncate', (t) => {
   const empty = new ShareableList();
   cleanup(t, empty.shm.name);
   t.after(() => empty.close());
@@ -243,12 +244,46 @@ test('an empty ShareableList, and one whose non-ASCII text CPython would truncat
   assert.equal(empty.format, '');
   assert.equal(empty.shm.size, 16);
   const text = 'ストリング';  // 5 code points, 15 UTF-8 bytes
-  const wide = new ShareableList([text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2]);
+  const wide = new ShareableList([text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2, new Float(2)]);
   cleanup(t, wide.shm.name);
   t.after(() => wide.close());
-  assert.deepEqual([...wide], [text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2]);
+  assert.deepEqual([...wide], [text, 2n ** 60n, Number.MAX_SAFE_INTEGER + 2, 2]);
+  assert.equal(wide.count(2), 1);
   assert.equal(python(`${PY}
 sl = attach_list(${JSON.stringify(wide.shm.name)})
-print(sl[0] == ${JSON.stringify(text)}, sl[1] == 2**60, sl.format)
-sl.shm.close()`).trim(), 'True True 16sqd');
+print(sl[0] == ${JSON.stringify(text)}, sl[1] == 2**60, repr(sl[3]), sl.format)
+sl.shm.close()`).trim(), 'True True 2.0 16sqdd');
+});
+
+test('pickled, a SharedMemory is CPython\'s own pickle: each side unpickles it attached to the same block', (t) => {
+  const shm = new SharedMemory({ create: true, size: 32 });
+  cleanup(t, shm.name);
+  t.after(() => shm.close());
+  shm.buf.write('pickled');
+  const out = python(`${PY}
+import pickle
+shm = pickle.loads(bytes.fromhex(${JSON.stringify(dumps(shm).toString('hex'))}))
+resource_tracker.unregister(shm._name, 'shared_memory')
+print(shm.name, shm.size, bytes(shm.buf[:7]).decode())
+shm.buf[7:9] = b'!!'
+print(pickle.dumps(shm, protocol=4).hex())
+shm.close()`).trim().split('\n');
+  assert.equal(out[0], `${shm.name} 32 pickled`);
+  assert.equal(shm.buf.toString('latin1', 0, 9), 'pickled!!');
+  const back = loads(Buffer.from(out[1], 'hex')) as SharedMemory;
+  t.after(() => back.close());
+  assert.ok(back instanceof SharedMemory);
+  assert.equal(back.name, shm.name);
+  assert.equal(back.buf.toString('latin1', 0, 9), 'pickled!!');
+});
+
+test('pickled, a ShareableList comes back attached to the same list', (t) => {
+  const list = new ShareableList([1, 'two', null]);
+  cleanup(t, list.shm.name);
+  t.after(() => list.close());
+  const copy = loads(dumps(list)) as ShareableList;
+  t.after(() => copy.close());
+  assert.ok(copy instanceof ShareableList);
+  copy.set(0, 10);
+  assert.deepEqual([...list], [10, 'two', null]);
 });

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { RawArray, RawValue, SharedArray, SharedCArray, SharedCValue, Synchronized, SynchronizedArray, Value, sizeof, synchronized, type SharedLock, type Typecode } from '../lib/sharedctypes.js';
 import { Lock, RLock } from '../lib/synchronize.js';
 import { isReducible, reduceSymbol } from '../lib/reduction.js';
+import { dumps, loads } from '../lib/pickle.js';
 import { finished, python } from './helpers.js';
 
 const fixture = new URL('./fixtures/sharedctypes-child.js', import.meta.url).pathname;
@@ -314,4 +315,17 @@ v.close(); a.close()`);
   assert.equal(out.trim(), `${-(2n ** 40n)} [0.5, -1.25, 1e+300]`);
   assert.equal(value.value, 7n);
   assert.equal(array.get(1), 2.5);
+});
+
+test('pickled, a raw value or array comes back mapping the same memory', (t) => {
+  const value = closing(t, RawValue('h', -5));
+  const array = closing(t, RawArray('u', 'abc'));
+  const [valueCopy, arrayCopy] = loads(dumps([value, array])) as [SharedCValue<'h'>, SharedCArray<'u'>];
+  t.after(() => { valueCopy.close(); arrayCopy.close(); });
+  assert.ok(valueCopy instanceof SharedCValue && arrayCopy instanceof SharedCArray);
+  valueCopy.value = 300;
+  arrayCopy.set(1, 'ß');
+  assert.equal(value.value, 300);
+  assert.equal(array.value, 'aßc');
+  assert.notEqual(valueCopy.view, value.view, 'a mapping of its own');
 });

@@ -5,7 +5,7 @@
 // UnpicklingError naming the byte offset of the opcode.
 import { UnpicklingError } from '../errors.js';
 import { Global, createInstance, describe, lookupGlobal } from './registry.js';
-import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple } from './types.js';
+import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple, takeHashedNodes } from './types.js';
 
 export interface LoadsOptions {
   /** Protocol 5 out-of-band buffers, consumed in order by NEXT_BUFFER. */
@@ -17,6 +17,16 @@ export interface LoadsOptions {
 const mapSet = Map.prototype.set;
 const EMPTY = Buffer.alloc(0);
 const SHORT_STRING = 16;
+const WORK_PER_BYTE = 4;
+const BASE_WORK = 1 << 18;
+
+/** The shallow size of a value, for the work budget. */
+function size(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0;
+  if (Array.isArray(value) || ArrayBuffer.isView(value)) return (value as { length: number }).length >>> 0;
+  if (value instanceof Map || value instanceof Set) return value.size;
+  return 0;
+}
 const STRING_CACHE_SIZE = 4096;
 const stringCache: (string | undefined)[] = new Array(STRING_CACHE_SIZE).fill(undefined);
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -45,8 +55,12 @@ class Unpickler {
   encoding: NonNullable<LoadsOptions['encoding']> = 'ASCII';
   options: LoadsOptions | undefined = undefined;
   busy = false;
+  /** Work left: operations that reuse memoized data (REDUCE, BUILD, hashing keys) can cost more than their bytes, so the total is bounded by the input's size. */
+  work = 0;
 
   start(buf: Buffer, options: LoadsOptions | undefined): void {
+    this.work = WORK_PER_BYTE * buf.length + BASE_WORK;
+    takeHashedNodes();
     this.buf = buf;
     this.end = buf.length;
     this.pos = 0;
@@ -182,7 +196,14 @@ class Unpickler {
   call(callable: unknown, args: unknown): unknown {
     if (!(callable instanceof Global) || callable.call === undefined) this.fail(`${describe(callable)} object is not callable`);
     if (!Array.isArray(args)) this.fail(`argument list must be a tuple, not ${describe(args)}`);
+    let cost = args.length;
+    for (const arg of args) cost += size(arg);
+    this.charge(cost);
     return callable.call(args);
+  }
+  charge(cost: number): void {
+    this.work -= cost;
+    if (this.work < 0) this.fail('pickle does far more work than its size accounts for (memoized data reused over and over)');
   }
   instantiate(cls: unknown, args: unknown[]): unknown {
     if (!(cls instanceof Global)) this.fail(`${describe(cls)} object is not a class`);
@@ -193,8 +214,8 @@ class Unpickler {
   append(from: number): void {
     const stack = this.stack;
     if (from - 1 < this.fence) this.fail('unpickling stack underflow');
-    const target = stack[from - 1];
-    if (Array.isArray(target) && !(target instanceof Tuple)) {
+    const target = stack[from - 1] as object | null;
+    if ((target !== null && target.constructor === Array) || (Array.isArray(target) && !(target instanceof Tuple))) {
       for (let i = from; i < stack.length; i++) target.push(stack[i]);
       if (target instanceof Deque && target.maxlen !== null && target.length > target.maxlen) target.splice(0, target.length - target.maxlen);
     } else {
@@ -206,11 +227,16 @@ class Unpickler {
     while (stack.length > from) stack.pop();
   }
   setItem(target: unknown, key: unknown, value: unknown): void {
+    if (typeof key === 'string' && target !== null && (target as object).constructor === Dict) {
+      mapSet.call(target, key, value);
+      return;
+    }
     if (target instanceof Dict) {
       if (typeof key === 'string') mapSet.call(target, key, value);
       else {
         this.checkHashable(key);
         target.set(key, value);
+        this.charge(takeHashedNodes());
       }
       return;
     }
@@ -227,6 +253,8 @@ class Unpickler {
   }
   build(inst: unknown, state: unknown): void {
     if (inst === null || typeof inst !== 'object') this.fail(`cannot set the state of ${describe(inst)}`);
+    // Setting properties costs more than reading bytes: BUILD is charged four times its state.
+    this.charge(4 * (1 + size(state) + (state instanceof Tuple ? size(state[0]) + size(state[1]) : 0)));
     const setstate = (inst as { __setstate__?: unknown }).__setstate__;
     if (typeof setstate === 'function') {
       setstate.call(inst, state);
@@ -239,7 +267,8 @@ class Unpickler {
       if (!(part instanceof Map)) this.fail('state is not a dictionary');
       for (const [key, value] of part) {
         if (typeof key !== 'string') this.fail('slot state is not a dictionary of str');
-        Object.defineProperty(inst, key, { value, writable: true, enumerable: true, configurable: true });
+        if (key === '__proto__') Object.defineProperty(inst, key, { value, writable: true, enumerable: true, configurable: true });
+        else (inst as Record<string, unknown>)[key] = value;
       }
     }
   }
@@ -451,7 +480,13 @@ class Unpickler {
             this.stack.push(dict);
             break;
           }
-          case 0x91: this.stack.push(new FrozenSet(this.splice(this.popMark()).map((item) => (this.checkHashable(item), item)))); break; // FROZENSET
+          case 0x91: { // FROZENSET
+            const items = this.splice(this.popMark());
+            for (const item of items) this.checkHashable(item);
+            this.charge(items.length);
+            this.stack.push(new FrozenSet(items));
+            break;
+          }
           case 0x61: // APPEND
             if (this.stack.length <= this.fence) this.fail('unpickling stack underflow');
             this.append(this.stack.length - 1);

@@ -3,7 +3,8 @@
 // for the types of the mapping, plus what the application registered. Nothing
 // is ever imported or looked up by name otherwise.
 import {
-  Complex, Decimal, Deque, Dict, FrozenSet, Float, OrderedDict, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple,
+  Complex, Decimal, Deque, Dict, FrozenSet, Float, OrderedDict, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
+  type TzInfo,
 } from './types.js';
 
 /**
@@ -176,10 +177,15 @@ function state(value: unknown, size: number): Uint8Array {
   return bytes;
 }
 
-function tzinfo(value: unknown): TimeZone | null {
+function tzinfo(value: unknown): TzInfo | null {
   if (value === undefined || value === null) return null;
-  if (value instanceof TimeZone) return value;
+  if (value instanceof TimeZone || value instanceof ZoneInfo) return value;
   throw new TypeError(`unsupported tzinfo ${describe(value)}`);
+}
+
+function zone(key: unknown): ZoneInfo {
+  if (typeof key !== 'string') throw new TypeError('ZoneInfo key must be a str');
+  return ZoneInfo.of(key);
 }
 
 /** The exception classes of builtins that cross as JS Errors. */
@@ -304,6 +310,15 @@ for (const entry of [
   { module: 'datetime', name: 'datetime', call: (a: unknown[]) => {
     const s = state(a[0], 10);
     return new PyDateTime(s[0] * 256 + s[1], s[2] & 0x7f, s[3], s[4], s[5], s[6], (s[7] << 16) | (s[8] << 8) | s[9], tzinfo(a[1]), s[2] >> 7);
+  } },
+  // CPython writes a ZoneInfo as getattr(ZoneInfo, '_unpickle')(key, 1): the only getattr allowed.
+  { module: 'zoneinfo', name: 'ZoneInfo._unpickle', call: (a: unknown[]) => zone(a[0]) },
+  { module: 'zoneinfo', name: 'ZoneInfo', call: (a: unknown[]) => zone(a[0]) },
+  { module: 'builtins', name: 'getattr', call: (a: unknown[]) => {
+    if (!(a[0] instanceof Global) || a[0].module !== 'zoneinfo' || a[0].name !== 'ZoneInfo' || a[1] !== '_unpickle') {
+      throw new TypeError(`getattr is allowed only for zoneinfo.ZoneInfo._unpickle, not ${describe(a[0])}.${String(a[1])}`);
+    }
+    return lookupGlobal('zoneinfo', 'ZoneInfo._unpickle');
   } },
   { module: 'array', name: 'array', call: (a: unknown[]) => arrayFromList(a[0], a[1]) },
   { module: 'array', name: '_array_reconstructor', call: (a: unknown[]) => {

@@ -65,11 +65,21 @@ function primitive(key: unknown): unknown {
   return key;
 }
 
+let hashed = 0;
+
+/** How many tuple/frozenset nodes key hashing visited since the last call (the unpickler charges them to its work budget). */
+export function takeHashedNodes(): number {
+  const nodes = hashed;
+  hashed = 0;
+  return nodes;
+}
+
 // Tuples and frozensets hash by value; a budget stops hostile keys (deep, or wide and shared) from hanging.
 function composite(key: unknown, depth: number, budget: { nodes: number }): unknown {
   if (typeof key !== 'object' || key === null) return primitive(key);
   if (key instanceof Float) return key.value;
   if (Buffer.isBuffer(key)) return COMPOSITE + 'b' + key.toString('latin1');
+  hashed++;
   if (++budget.nodes > MAX_KEY_NODES || depth > MAX_KEY_DEPTH) throw new TypeError('dict key too large or too deeply nested to hash');
   if (key instanceof Tuple) {
     let out = COMPOSITE + '(';
@@ -126,17 +136,26 @@ export class Dict<K = unknown, V = unknown> extends Map<K, V> {
     super.clear();
   }
 
-  override *keys(): MapIterator<K> {
-    const original = this.#original;
-    for (const key of super.keys()) yield original?.has(key) ? original.get(key) as K : key;
+  // Iteration is the Map's own unless a key was stored under another (canonical) form.
+  override keys(): MapIterator<K> {
+    return this.#original === undefined || this.#original.size === 0 ? super.keys() : this.#originalKeys();
   }
 
-  override *entries(): MapIterator<[K, V]> {
-    const original = this.#original;
-    for (const [key, value] of super.entries()) yield [original?.has(key) ? original.get(key) as K : key, value];
+  override entries(): MapIterator<[K, V]> {
+    return this.#original === undefined || this.#original.size === 0 ? super.entries() : this.#originalEntries();
   }
 
   override [Symbol.iterator](): MapIterator<[K, V]> { return this.entries(); }
+
+  *#originalKeys(): MapIterator<K> {
+    const original = this.#original!;
+    for (const key of super.keys()) yield original.has(key) ? original.get(key) as K : key;
+  }
+
+  *#originalEntries(): MapIterator<[K, V]> {
+    const original = this.#original!;
+    for (const [key, value] of super.entries()) yield [original.has(key) ? original.get(key) as K : key, value];
+  }
 
   override forEach(callback: (value: V, key: K, map: Map<K, V>) => void, thisArg?: unknown): void {
     for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
@@ -191,22 +210,48 @@ export class TimeZone {
   constructor(readonly offset: TimeDelta, readonly name: string | null = null) {}
 }
 
+/**
+ * zoneinfo.ZoneInfo: an IANA zone by key. One instance per key, as in Python
+ * (`ZoneInfo.of('Europe/Paris')`), so that datetimes sharing a zone share it.
+ */
+export class ZoneInfo {
+  static readonly #cache = new Map<string, ZoneInfo>();
+  private constructor(readonly key: string) {}
+  static of(key: string): ZoneInfo {
+    let zone = ZoneInfo.#cache.get(key);
+    if (zone === undefined) ZoneInfo.#cache.set(key, zone = new ZoneInfo(key));
+    return zone;
+  }
+  /** The zone's UTC offset in milliseconds at the instant `utc` (from the runtime's time zone data). */
+  offsetAt(utc: number): number {
+    const parts = new Intl.DateTimeFormat('en-US', {
+      timeZone: this.key, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+    }).formatToParts(new Date(utc));
+    const field = (type: string) => Number(parts.find((part) => part.type === type)!.value);
+    const wall = Date.UTC(field('year'), field('month') - 1, field('day'), field('hour'), field('minute'), field('second'));
+    return wall - Math.floor(utc / 1000) * 1000;
+  }
+}
+
+/** A tzinfo: a fixed offset or a zone. */
+export type TzInfo = TimeZone | ZoneInfo;
+
 /** datetime.date */
 export class PyDate {
   constructor(readonly year: number, readonly month: number, readonly day: number) {}
 }
 
-/** datetime.time (tzinfo is a TimeZone or null). */
+/** datetime.time (tzinfo is a TimeZone, a ZoneInfo or null). */
 export class PyTime {
   constructor(readonly hour = 0, readonly minute = 0, readonly second = 0, readonly microsecond = 0,
-    readonly tzinfo: TimeZone | null = null, readonly fold = 0) {}
+    readonly tzinfo: TzInfo | null = null, readonly fold = 0) {}
 }
 
-/** datetime.datetime (tzinfo is a TimeZone or null). */
+/** datetime.datetime (tzinfo is a TimeZone, a ZoneInfo or null). */
 export class PyDateTime {
   constructor(readonly year: number, readonly month: number, readonly day: number,
     readonly hour = 0, readonly minute = 0, readonly second = 0, readonly microsecond = 0,
-    readonly tzinfo: TimeZone | null = null, readonly fold = 0) {}
+    readonly tzinfo: TzInfo | null = null, readonly fold = 0) {}
 
   /** An aware UTC datetime for a JS Date (what `dumps` writes for a Date). */
   static fromDate(date: Date): PyDateTime {
@@ -216,9 +261,18 @@ export class PyDateTime {
 
   /** The instant as a JS Date (microseconds truncated to milliseconds; a naive datetime is taken as UTC). */
   toDate(): Date {
-    const offset = this.tzinfo ? this.tzinfo.offset.total_seconds() * 1000 : 0;
-    return new Date(Date.UTC(this.year, this.month - 1, this.day, this.hour, this.minute, this.second,
-      Math.floor(this.microsecond / 1000)) - offset);
+    const wall = Date.UTC(this.year, this.month - 1, this.day, this.hour, this.minute, this.second, Math.floor(this.microsecond / 1000));
+    const tz = this.tzinfo;
+    if (tz === null) return new Date(wall);
+    if (tz instanceof TimeZone) return new Date(wall - tz.offset.total_seconds() * 1000);
+    // A zone: the offsets in force a day before and after; those that name this wall time
+    // are its instants (two when the clock was set back: fold picks the later, as in Python;
+    // none in a gap: fold 0 takes the earlier offset).
+    const before = tz.offsetAt(wall - 86_400_000);
+    const after = tz.offsetAt(wall + 86_400_000);
+    const instants = [...new Set([before, after])].filter((offset) => tz.offsetAt(wall - offset) === offset).map((offset) => wall - offset).sort((a, b) => a - b);
+    if (instants.length === 0) return new Date(wall - (this.fold ? after : before));
+    return new Date(this.fold ? instants[instants.length - 1] : instants[0]);
   }
 }
 

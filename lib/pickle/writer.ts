@@ -5,7 +5,8 @@ import { PicklingError } from '../errors.js';
 import { isReducible, reduceSymbol } from '../reduction.js';
 import { EXCEPTIONS, Global, writers } from './registry.js';
 import {
-  Complex, Decimal, Deque, FrozenSet, Float, OrderedDict, PickleBuffer, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple,
+  Complex, Decimal, Deque, FrozenSet, Float, OrderedDict, PickleBuffer, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
+  type TzInfo,
 } from './types.js';
 
 export interface DumpsOptions {
@@ -113,7 +114,8 @@ class Pickler {
       this.bufferCallback = undefined;
     }
     const out = this.buf.subarray(this.base, this.pos);
-    this.base = (this.pos + 7) & ~7;
+    // The next pickle goes after this one, unless this one had a buffer of its own.
+    this.base = this.buf.length > SLAB_SIZE ? this.buf.length : (this.pos + 7) & ~7;
     return out;
   }
 
@@ -121,8 +123,8 @@ class Pickler {
 
   grow(n: number): void {
     const used = this.pos - this.base;
-    let size = this.buf.length * 2;
-    while (size < used + n) size *= 2;
+    // Double for many small writes; a big payload gets what it needs plus room for the rest.
+    const size = n > SLAB_SIZE ? used + n + SLAB_SIZE : Math.max(SLAB_SIZE, (used + n) * 2);
     const bigger = Buffer.allocUnsafeSlow(size);
     this.buf.copy(bigger, 0, this.base, this.pos);
     this.buf = bigger;
@@ -509,6 +511,7 @@ class Pickler {
     if (obj instanceof PyTime) return this.saveDateState('time', timeState(obj, this.proto), obj.tzinfo, obj);
     if (obj instanceof TimeDelta) return this.saveReduce('datetime', 'timedelta', [obj.days, obj.seconds, obj.microseconds], obj);
     if (obj instanceof TimeZone) return this.saveReduce('datetime', 'timezone', obj.name === null ? [obj.offset] : [obj.offset, obj.name], obj);
+    if (obj instanceof ZoneInfo) return this.saveZoneInfo(obj);
     if (obj instanceof Decimal) return this.saveReduce('decimal', 'Decimal', [obj.value], obj);
     if (obj instanceof Complex) return this.saveReduce('builtins', 'complex', [new Float(obj.real), new Float(obj.imag)], obj);
     if (obj instanceof PickleBuffer) return this.savePickleBuffer(obj);
@@ -543,7 +546,7 @@ class Pickler {
   }
 
   saveDateTime(value: PyDateTime, obj: object): void {
-    const s = Buffer.alloc(10);
+    const s = Buffer.allocUnsafe(10);
     s[0] = value.year >> 8;
     s[1] = value.year & 0xff;
     s[2] = value.month | (value.fold && this.proto > 3 ? 0x80 : 0);
@@ -557,7 +560,21 @@ class Pickler {
     this.saveDateState('datetime', s, value.tzinfo, obj);
   }
 
-  saveDateState(name: string, state: Buffer, tzinfo: TimeZone | null, obj: object): void {
+  /** getattr(ZoneInfo, '_unpickle')(key, 1), as CPython writes a ZoneInfo (a bound classmethod) at every protocol. */
+  saveZoneInfo(zone: ZoneInfo): void {
+    this.saveGlobal('builtins', 'getattr');
+    this.saveGlobal('zoneinfo', 'ZoneInfo');
+    this.saveString('_unpickle');
+    this.byte(0x86);
+    this.memoizeAnonymous();
+    this.byte(0x52);
+    this.memoizeAnonymous();
+    this.saveTupleItems([zone.key, 1], null);
+    this.byte(0x52);
+    this.memoize(zone);
+  }
+
+  saveDateState(name: string, state: Buffer, tzinfo: TzInfo | null, obj: object): void {
     this.saveReduce('datetime', name, tzinfo === null ? [state] : [state, tzinfo], obj);
   }
 

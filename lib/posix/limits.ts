@@ -123,7 +123,7 @@ export function explainOpenError(error: OSError, request: OpenRequest): OSError 
       return withHint(error, `${what}: permission denied; the queue's mode, chosen by its creator (0o600 by default), does not let this user open it for ${request.access}`);
     case 'ENOSPC': {
       const queuesMax = mqueueSetting('queues_max');
-      return withHint(error, `${what}: the system-wide limit of ${queuesMax} message queues (/proc/sys/fs/mqueue/queues_max) is reached; unlink queues no longer needed (pmp clean removes those of dead processes), or raise it as root: sysctl -w fs.mqueue.queues_max=${queuesMax * 2}`);
+      return withHint(error, `${what}: the system-wide limit of ${queuesMax} message queues (/proc/sys/fs/mqueue/queues_max) is reached; unlink queues no longer needed (pmp ls lists them; MessageQueue.unlink(name) removes one), or raise it as root: sysctl -w fs.mqueue.queues_max=${queuesMax * 2}`);
     }
     case 'EINVAL': {
       const msgMax = mqueueSetting('msg_max');
@@ -142,8 +142,8 @@ export function explainOpenError(error: OSError, request: OpenRequest): OSError 
       const budget = processLimit('Max msgqueue size');
       const cost = queueBytes(maxMessages, maxMessageSize);
       const usage = queueUsage(request.inspect);
-      const inUse = usage === undefined ? '' : `; this user's ${usage.queues} queue(s) already use ${usage.bytes} bytes`;
-      return withHint(error, `${what}: a queue of ${maxMessages} messages of ${maxMessageSize} bytes costs ${cost} bytes of this user's message queue budget, RLIMIT_MSGQUEUE = ${budget ?? 'unknown'} bytes (ulimit -q; about ${budget === undefined ? '?' : Math.floor(budget / queueBytes(10, 8192))} queues of 10 messages of 8 KiB)${inUse}. A queue is charged until it is unlinked and closed by every process: unlink queues no longer needed (pmp clean removes those of dead processes), create smaller ones (maxMessages, maxMessageSize), or raise the limit: ulimit -q <bytes> (as root) in the shell that starts node, LimitMSGQUEUE= in a systemd unit, or 'msgqueue' in /etc/security/limits.conf`);
+      const inUse = usage === undefined ? '' : `; this user's ${usage.queues} named queue(s) use ${usage.bytes} bytes (unlinked queues still open somewhere use more, unlisted)`;
+      return withHint(error, `${what}: a queue of ${maxMessages} messages of ${maxMessageSize} bytes costs ${cost} bytes of this user's message queue budget, RLIMIT_MSGQUEUE = ${budget ?? 'unknown'} bytes (ulimit -q; about ${budget === undefined ? '?' : Math.floor(budget / queueBytes(10, 8192))} queues of 10 messages of 8 KiB)${inUse}. A queue is charged until it is unlinked and closed by every process: unlink queues no longer needed (pmp ls lists them; MessageQueue.unlink(name) removes one), create smaller ones (maxMessages, maxMessageSize), or raise the limit: ulimit -q <bytes> (as root) in the shell that starts node, LimitMSGQUEUE= in a systemd unit, or 'msgqueue' in /etc/security/limits.conf`);
     }
     case 'ENOSYS':
       return withHint(error, `${what}: this system has no POSIX message queues (Linux without CONFIG_POSIX_MQUEUE, or another kernel)`);

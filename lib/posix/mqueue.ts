@@ -87,7 +87,7 @@ function copyBytes(data: BytesLike): Uint8Array | ArrayBuffer {
   return data instanceof ArrayBuffer ? data.slice(0) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
 }
 
-export class MessageQueue implements Disposable {
+export class MessageQueue implements Disposable, AsyncDisposable {
   readonly name: string;
   /** The queue's capacity in messages (the kernel's, read back after opening). */
   readonly maxMessages: number;
@@ -240,6 +240,10 @@ export class MessageQueue implements Disposable {
     this.close();
   }
 
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
   #open(syscall: string): number {
     if (this.#fd === -1) throw osError('EBADF', `message queue '${this.name}' is closed`, syscall, this.name);
     return this.#fd;
@@ -341,7 +345,7 @@ function positiveInteger(value: number, what: string): number {
 }
 
 /** An existing queue's size, for the EMFILE explanation; undefined if it cannot be opened. */
-function inspectQueue(name: string): { maxMessages: number; maxMessageSize: number } | undefined {
+export function inspectQueue(name: string): { maxMessages: number; maxMessageSize: number } | undefined {
   try {
     const fd = native.mqOpen(name, O_RDONLY, 0, 0, 0);
     try {
