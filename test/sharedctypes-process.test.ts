@@ -2,6 +2,7 @@
 // children as arguments: the children map the same memory (and the same lock).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { Process } from '../lib/process.js';
 import { SharedArray, Value } from '../lib/sharedctypes.js';
 import { SharedMemory, ShareableList } from '../lib/shared_memory.js';
@@ -40,4 +41,11 @@ test('a SharedMemory block and a ShareableList reach a child attached to the sam
   await runAll([new Process({ module: targets, target: 'writeShared', args: [shm, list] })]);
   assert.equal(shm.buf.toString('latin1', 0, 14), 'from the child');
   assert.deepEqual([...list], ['child', 2]);
+});
+
+test("the README's shared memory example runs and prints what it says", () => {
+  const example = new URL('../examples/shared_counter.js', import.meta.url).pathname;
+  const result = spawnSync(process.execPath, [example], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.stdout.trim(), '4 999.999499999875');
 });
