@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { deserialize } from 'node:v8';
 import {
-  AssertionError, Process, ValueError, active_children, cpu_count, current_process, parent_process,
+  AssertionError, Event, JoinableQueue, Lock, Pipe, Process, Queue, Value, ValueError, active_children, cpu_count,
+  current_process, parent_process,
 } from '../lib/index.js';
 import { finished } from './helpers.js';
 
@@ -77,6 +78,32 @@ test('a target gets its arguments and knows itself and its parent', (t) => {
   assert.equal(seen.daemon, false);
   assert.deepEqual(seen.parent, { name: 'MainProcess', pid: process.pid, alive: true });
   p.close();
+});
+
+test('pipe ends, queues, locks, values and events in args arrive working', async (t) => {
+  const [here, there] = Pipe();
+  const q = new Queue();
+  const jq = new JoinableQueue<number>();
+  const lock = new Lock();
+  const v = new Value('i', 1);
+  const ev = new Event();
+  t.after(() => {
+    here.close();
+    q.close();
+    jq.close();
+  });
+  const p = new Process({ module: targets, target: 'useShared', args: [there, q, jq, lock, v, ev] });
+  p.start();
+  there.close();
+  jq.put(41);
+  assert.deepEqual(here.recv(), ['hello', p.pid]);
+  here.send('echo');
+  assert.equal(await q.getAsync({ timeout: 30 }), 'echo');
+  assert.equal(await ev.waitAsync({ timeout: 30 }), true);
+  await jq.joinAsync();
+  await p.joinAsync();
+  assert.equal(p.exitcode, 0);
+  assert.equal(v.value, 42);
 });
 
 test('the target may be given as the exported function, and names nest as Python does', async (t) => {
