@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { MessageQueue } from '../lib/posix/mqueue.js';
 import { NamedSemaphore } from '../lib/posix/semaphore.js';
 import { isOSError } from '../lib/errors.js';
@@ -53,3 +53,28 @@ for (const ending of ['exit', 'SIGKILL'] as const) {
     assert.deepEqual(await gone(names, 1), { queue: false, semaphore: false, segment: false, kept: true });
   });
 }
+
+test('a creator SIGKILLed while its tracker lags behind loses no registration', async (t) => {
+  const child = spawn(process.execPath, [fixture, 'flood'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const prefix = `pmp-${child.pid}-`;
+  const segments = () => readdirSync('/dev/shm').filter((file) => file.startsWith(prefix));
+  t.after(() => {
+    child.kill('SIGKILL');
+    for (const file of segments()) unlinkSync(`/dev/shm/${file}`);
+  });
+  const [line] = await once(child.stdout!, 'data') as [Buffer];
+  t.after(() => NamedSemaphore.unlink((JSON.parse(line.toString()) as Names).kept));
+  const tracker = Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ')[0]);
+  assert.ok(tracker > 0, 'the creator started a tracker');
+  // A stopped tracker reads nothing: the creator's pipe fills while it goes on creating.
+  process.kill(tracker, 'SIGSTOP');
+  const before = segments().length;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.ok(segments().length > before, 'the creator kept creating');
+  child.kill('SIGKILL');
+  await once(child, 'close');
+  process.kill(tracker, 'SIGCONT');
+  const deadline = Date.now() + 5000;
+  while (segments().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(segments(), []);
+});
