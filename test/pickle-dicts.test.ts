@@ -99,6 +99,17 @@ test("a '__proto__' key is an own property, never the prototype", () => {
   assert.deepEqual(dumps(loads(all[0])), all[8], 'written back byte for byte (all[8]: protocol 4, C pickler)');
 });
 
+test("keys named like Object.prototype's ('constructor', 'toString') are plain own properties and are written back", () => {
+  const all = pickled("{'constructor': 1, 'toString': 'x', 'hasOwnProperty': None, 'valueOf': [{'constructor': 'inner'}]}");
+  for (const data of all) {
+    const value = loads(data) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(value), Object.prototype);
+    assert.deepEqual(Object.keys(value), ['constructor', 'toString', 'hasOwnProperty', 'valueOf']);
+    assert.equal(value.constructor, 1);
+  }
+  assert.deepEqual(dumps(loads(all[0])), all[8]);
+});
+
 test("{ dicts: 'Dict' } loads every dict as a Dict; OrderedDict stays an OrderedDict either way", () => {
   for (const data of pickled("{'a': {'b': 1}, 'o': collections.OrderedDict(z=1)}", 'import collections')) {
     const exact = loads(data, { dicts: 'Dict' }) as Dict;

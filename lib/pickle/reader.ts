@@ -5,7 +5,7 @@
 // UnpicklingError naming the byte offset of the opcode.
 import { UnpicklingError } from '../errors.js';
 import { Global, createInstance, describe, lookupGlobal } from './registry.js';
-import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple, takeHashedNodes } from './types.js';
+import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple, isPlainObject, takeHashedNodes } from './types.js';
 
 export interface LoadsOptions {
   /** Protocol 5 out-of-band buffers, consumed in order by NEXT_BUFFER. */
@@ -31,7 +31,7 @@ function size(value: unknown): number {
   if (value === null || typeof value !== 'object') return 0;
   if (Array.isArray(value) || ArrayBuffer.isView(value)) return (value as { length: number }).length >>> 0;
   if (value instanceof Map || value instanceof Set) return value.size;
-  if (value.constructor === Object) return Object.keys(value).length;
+  if (isPlainObject(value)) return Object.keys(value).length;
   return 0;
 }
 

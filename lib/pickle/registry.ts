@@ -4,7 +4,7 @@
 // is ever imported or looked up by name otherwise.
 import {
   Complex, Decimal, Deque, Dict, FrozenSet, Float, OrderedDict, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
-  type TzInfo,
+  isPlainObject, type TzInfo,
 } from './types.js';
 
 /**
@@ -137,11 +137,6 @@ function sequence(value: unknown): Iterable<unknown> {
   if (value instanceof Map) return value.keys();
   if (isPlainObject(value)) return Object.keys(value);
   throw new TypeError(`expected an iterable, got ${describe(value)}`);
-}
-
-/** A plain object: what `loads` makes of a dict whose keys are all str. */
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && value.constructor === Object;
 }
 
 /** The items of a dict argument (a Map's, a Dict's or a plain object's); null for anything else. */
