@@ -5,7 +5,7 @@
 // UnpicklingError naming the byte offset of the opcode.
 import { UnpicklingError } from '../errors.js';
 import { Global, createInstance, describe, lookupGlobal } from './registry.js';
-import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple, isPlainObject, takeHashedNodes } from './types.js';
+import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple, isPlainObject, takeHashedNodes, tuple } from './types.js';
 
 export interface LoadsOptions {
   /** Protocol 5 out-of-band buffers, consumed in order by NEXT_BUFFER. */
@@ -87,6 +87,8 @@ class Unpickler {
   readonly referencedDicts = new Set<object>();
   /** Plain dicts that became Dicts → their Dict (the memo still holds the plain object). */
   readonly promoted = new Map<object, Dict>();
+  /** A promoted dict had been referenced: the value is walked at STOP to replace what is left of it. */
+  staleReferences = false;
   /** Work left: operations that reuse memoized data (REDUCE, BUILD, hashing keys) can cost more than their bytes, so the total is bounded by the input's size. */
   work = 0;
 
@@ -120,6 +122,7 @@ class Unpickler {
     if (this.keyOrders.size !== 0) this.keyOrders.clear();
     if (this.referencedDicts.size !== 0) this.referencedDicts.clear();
     if (this.promoted.size !== 0) this.promoted.clear();
+    this.staleReferences = false;
   }
 
 
@@ -212,12 +215,9 @@ class Unpickler {
     }
   }
   memoGet(index: number): void {
-    let value = this.memo[index];
+    const value = this.current(this.memo[index]);
     if (value === undefined) this.fail(`Memo value not found at index ${index}`);
-    if (typeof value === 'object' && value !== null) {
-      if (this.promoted.size !== 0) value = this.promoted.get(value) ?? value;
-      this.noteReference(value);
-    }
+    if (typeof value === 'object' && value !== null) this.noteReference(value);
     this.stack.push(value);
   }
   noteReference(value: unknown): void {
@@ -247,7 +247,7 @@ class Unpickler {
   /** SETITEM/SETITEMS: the key/value pairs at stack[from..] go into stack[at]. */
   setItems(at: number, from: number): void {
     const stack = this.stack;
-    let target = stack[at];
+    let target = stack[at] = this.current(stack[at]);
     if (this.isPlainDict(target)) {
       let strKeys = true;
       for (let i = from; i < stack.length; i += 2) if (typeof stack[i] !== 'string') strKeys = false;
@@ -261,9 +261,10 @@ class Unpickler {
   }
   /**
    * A plain dict that gets a key other than a str becomes a Dict, with its keys
-   * in insertion order. The memo maps it through `promoted`; a reference taken
-   * before (a cycle through the dict, or a shared dict given more keys later)
-   * is found by walking everything loaded so far, which only such dicts pay.
+   * in insertion order. The memo and the opcodes that use a dict map it through
+   * `promoted`; a reference taken before (a dict containing itself, or a shared
+   * dict given more keys later) may sit anywhere, so the finished value is walked
+   * once at STOP, only when that happened.
    */
   promote(old: Record<string, unknown>): Dict {
     const dict = new Dict();
@@ -274,49 +275,51 @@ class Unpickler {
     if (this.lastDict === old) this.lastDict = null;
     else this.olderDicts.delete(old);
     this.promoted.set(old, dict);
-    if (this.referencedDicts.delete(old)) this.replaceEverywhere(old, dict);
+    if (this.referencedDicts.delete(old)) this.staleReferences = true;
     return dict;
   }
-  replaceEverywhere(old: object, dict: Dict): void {
+  /** The Dict a promoted plain dict became, else the value itself. */
+  current(value: unknown): unknown {
+    return this.promoted.size !== 0 && typeof value === 'object' && value !== null ? this.promoted.get(value) ?? value : value;
+  }
+  /** `root` with every promoted plain dict inside it replaced by its Dict (one walk, counted in the work budget). */
+  replacePromoted(root: unknown): unknown {
+    const promoted = this.promoted;
     const seen = new Set<object>();
-    const pending: object[] = [dict];
-    const visit = (value: unknown): void => {
-      if (typeof value === 'object' && value !== null && !seen.has(value)) {
-        seen.add(value);
-        pending.push(value);
+    const pending: object[] = [];
+    const visit = (value: unknown): unknown => {
+      if (typeof value !== 'object' || value === null) return value;
+      const replacement = promoted.get(value) ?? value;
+      if (!seen.has(replacement)) {
+        seen.add(replacement);
+        pending.push(replacement);
       }
+      return replacement;
     };
-    for (const slots of [this.stack, this.memo]) {
-      for (let i = 0; i < slots.length; i++) {
-        if (slots[i] === old) slots[i] = dict;
-        else visit(slots[i]);
-      }
-    }
+    const result = visit(root);
     while (pending.length > 0) {
       const obj = pending.pop()!;
-      this.charge(1);
+      this.charge(1 + size(obj));
       if (ArrayBuffer.isView(obj)) continue;
       if (Array.isArray(obj)) {
-        for (let i = 0; i < obj.length; i++) {
-          if (obj[i] === old) obj[i] = dict;
-          else visit(obj[i]);
-        }
+        for (let i = 0; i < obj.length; i++) obj[i] = visit(obj[i]);
       } else if (obj instanceof Map) {
         for (const [key, value] of obj) {
-          if (value === old) obj.set(key, dict);
-          else visit(value);
+          const replacement = visit(value);
+          if (replacement !== value) obj.set(key, replacement);
         }
       } else if (obj instanceof Set) {
         for (const item of obj) visit(item);
       } else {
         const record = obj as Record<string, unknown>;
         for (const key of Object.keys(record)) {
-          if (record[key] === old) setOwn(record, key, dict);
-          else visit(record[key]);
+          const replacement = visit(record[key]);
+          if (replacement !== record[key]) setOwn(record, key, replacement);
         }
         if (obj instanceof Error) visit((obj as { args?: unknown }).args);
       }
     }
+    return result;
   }
   /** Pushes a value, taking a MEMOIZE right behind it in the same step (protocol 4 writes one after nearly every value). */
   pushMemoized(value: unknown): void {
@@ -346,10 +349,11 @@ class Unpickler {
   call(callable: unknown, args: unknown): unknown {
     if (!(callable instanceof Global) || callable.call === undefined) this.fail(`${describe(callable)} object is not callable`);
     if (!Array.isArray(args)) this.fail(`argument list must be a tuple, not ${describe(args)}`);
-    let cost = args.length;
-    for (const arg of args) cost += size(arg);
+    const actual = this.promoted.size !== 0 ? args.map((arg) => this.current(arg)) : args;
+    let cost = actual.length;
+    for (const arg of actual) cost += size(arg);
     this.charge(cost);
-    return callable.call(args);
+    return callable.call(actual);
   }
   charge(cost: number): void {
     this.work -= cost;
@@ -401,9 +405,13 @@ class Unpickler {
       (key instanceof Uint8Array && !Buffer.isBuffer(key))) {
       this.fail(`unhashable type: '${describe(key)}'`);
     }
-    if (this.isPlainDict(key)) this.fail("unhashable type: 'dict'");
+    if (this.isPlainDict(key) || this.promoted.has(key as object)) this.fail("unhashable type: 'dict'");
   }
   build(inst: unknown, state: unknown): void {
+    if (this.promoted.size !== 0) {
+      state = this.current(state);
+      if (state instanceof Tuple && state.length === 2) state = tuple(this.current(state[0]), this.current(state[1]));
+    }
     if (inst === null || typeof inst !== 'object') this.fail(`cannot set the state of ${describe(inst)}`);
     // Setting properties costs more than reading bytes: BUILD is charged four times its state.
     this.charge(4 * (1 + size(state) + (state instanceof Tuple ? size(state[0]) + size(state[1]) : 0)));
@@ -471,7 +479,7 @@ class Unpickler {
           }
           case 0x2e: // STOP
             if (this.stack.length === 0) this.fail('unpickling stack underflow');
-            return this.stack.pop();
+            return this.staleReferences ? this.replacePromoted(this.stack.pop()) : this.stack.pop();
           // ---- stack
           case 0x28: // MARK
             this.marks.push(this.stack.length);
@@ -717,7 +725,7 @@ class Unpickler {
             break;
           }
           case 0x92: { // NEWOBJ_EX
-            const kwargs = this.pop();
+            const kwargs = this.current(this.pop());
             const args = this.pop();
             const cls = this.pop();
             if (!Array.isArray(args)) this.fail('NEWOBJ_EX args argument must be a tuple');
