@@ -23,14 +23,14 @@ import { EOFError, Pipe, Process, type Connection } from '../lib/index.js';
 
 export function consumer(conn: Connection): void {
   for (;;) {
-    let item: Map<string, number>;
+    let item: { item: number; square: number };
     try {
       item = conn.recv();
     } catch (error) {
       if (error instanceof EOFError) break;  // the producer closed its end: nothing more will come
       throw error;
     }
-    console.log(`consumed item ${item.get('item')} (square ${item.get('square')})`);
+    console.log(`consumed item ${item.item} (square ${item.square})`);
   }
   console.log('consumer: end of file, done');
 }

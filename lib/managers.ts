@@ -296,7 +296,7 @@ function keyError(key: unknown): Error {
   return Object.assign(new Error(inspect(key)), { name: 'KeyError' });
 }
 
-/** The pairs of a Map (what pickle makes of a dict), of an iterable of pairs, or of a plain object. */
+/** The pairs of a Map (pickle's Dict), of an iterable of pairs, or of a plain object (pickle's dict of str keys). */
 function entries(init: Iterable<[unknown, unknown]> | Record<string, unknown>): Iterable<[unknown, unknown]> {
   return Symbol.iterator in Object(init) ? init as Iterable<[unknown, unknown]> : Object.entries(init);
 }
@@ -671,7 +671,9 @@ type Methods<T> = { [K in keyof T]: T[K] } & { [K in keyof T as `${K & string}As
 export type DictProxy<K = unknown, V = unknown> = BaseProxy & Methods<{
   get(key: K, dflt?: V): V | null; getitem(key: K): V; set(key: K, value: V): void; delete(key: K): void; has(key: K): boolean;
   keys(): K[]; values(): V[]; items(): [K, V][]; update(other: Record<string, V> | Iterable<[K, V]>): void;
-  pop(key: K, dflt?: V): V; setdefault(key: K, value: V): V; clear(): void; len(): number; copy(): Map<K, V>;
+  pop(key: K, dflt?: V): V; setdefault(key: K, value: V): V; clear(): void; len(): number;
+  /** A dict of str keys comes back as a plain object, any other as a Dict (pickle's mapping). */
+  copy(): [K] extends [string] ? Record<K, V> : Map<K, V> | Record<string, V>;
 }>;
 export type ListProxy<T = unknown> = BaseProxy & Methods<{
   get(i: number): T; set(i: number, value: T): void; append(value: T): void; extend(values: T[]): void; insert(i: number, value: T): void;

@@ -623,10 +623,10 @@ export async function runChild(channelFd: number): Promise<void> {
   }
 }
 
-/** A call's arguments: Python's keyword arguments, when given, as one last plain object (pickle gives a Map). */
-export function withKeywords(args: unknown[], kwargs: Record<string, unknown> | Map<string, unknown> | null): unknown[] {
+/** A call's arguments: Python's keyword arguments, when given, as one last plain object (what pickle makes of a dict of str keys). */
+export function withKeywords(args: unknown[], kwargs: Record<string, unknown> | null): unknown[] {
   if (kwargs === null) return args;
-  return [...args, kwargs instanceof Map ? Object.fromEntries(kwargs) : kwargs];
+  return [...args, kwargs];
 }
 
 /** An exception as a traceback: its stack (which starts with its type and message). */

@@ -5,13 +5,19 @@
 // UnpicklingError naming the byte offset of the opcode.
 import { UnpicklingError } from '../errors.js';
 import { Global, createInstance, describe, lookupGlobal } from './registry.js';
-import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple, takeHashedNodes } from './types.js';
+import { Deque, Dict, FrozenSet, Float, PickleBuffer, Tuple, isPlainObject, takeHashedNodes, tuple } from './types.js';
 
 export interface LoadsOptions {
   /** Protocol 5 out-of-band buffers, consumed in order by NEXT_BUFFER. */
   buffers?: Iterable<unknown>;
   /** How Python 2 `str` (STRING, BINSTRING) is decoded: 'ASCII' (CPython's default), 'latin1', 'utf-8', or 'bytes' to keep bytes. */
   encoding?: 'ASCII' | 'ascii' | 'latin1' | 'latin-1' | 'utf-8' | 'utf8' | 'bytes';
+  /**
+   * What a Python dict becomes. 'object' (the default): a plain object when every
+   * key is a str, else a `Dict`. 'Dict': always a `Dict` (Python's key equality and
+   * insertion order for every key, integer-like strings included).
+   */
+  dicts?: 'object' | 'Dict';
 }
 
 const mapSet = Map.prototype.set;
@@ -25,7 +31,22 @@ function size(value: unknown): number {
   if (value === null || typeof value !== 'object') return 0;
   if (Array.isArray(value) || ArrayBuffer.isView(value)) return (value as { length: number }).length >>> 0;
   if (value instanceof Map || value instanceof Set) return value.size;
+  if (isPlainObject(value)) return Object.keys(value).length;
   return 0;
+}
+
+/** Whether JavaScript orders `key` before the other keys of an object (an array index: '0', '7', '4294967294'). */
+function isArrayIndex(key: string): boolean {
+  const c = key.charCodeAt(0);
+  if (c < 48 || c > 57) return false;
+  const n = Number(key);
+  return n < 4294967295 && String(n) === key;
+}
+
+/** Sets `key` as an own data property, even '__proto__' (never the prototype). */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  else target[key] = value;
 }
 const STRING_CACHE_SIZE = 4096;
 const stringCache: (string | undefined)[] = new Array(STRING_CACHE_SIZE).fill(undefined);
@@ -55,6 +76,19 @@ class Unpickler {
   encoding: NonNullable<LoadsOptions['encoding']> = 'ASCII';
   options: LoadsOptions | undefined = undefined;
   busy = false;
+  /** dicts: 'object' — str-keyed dicts load as plain objects. */
+  plainDicts = true;
+  /** The plain objects this load made for dicts: the last one apart (the common single-dict pickle costs no Set). */
+  lastDict: object | null = null;
+  readonly olderDicts = new Set<object>();
+  /** Key order of the plain dicts that got an array-index key (JS moves those first): needed only if one becomes a Dict. */
+  readonly keyOrders = new Map<object, string[]>();
+  /** Plain dicts fetched from the memo or DUP'd: a reference to them may sit anywhere, so promoting one walks the graph. */
+  readonly referencedDicts = new Set<object>();
+  /** Plain dicts that became Dicts → their Dict (the memo still holds the plain object). */
+  readonly promoted = new Map<object, Dict>();
+  /** A promoted dict had been referenced: the value is walked at STOP to replace what is left of it. */
+  staleReferences = false;
   /** Work left: operations that reuse memoized data (REDUCE, BUILD, hashing keys) can cost more than their bytes, so the total is bounded by the input's size. */
   work = 0;
 
@@ -70,6 +104,7 @@ class Unpickler {
     this.buffers = null;
     this.options = options;
     this.encoding = options?.encoding ?? 'ASCII';
+    this.plainDicts = options?.dicts !== 'Dict';
   }
 
   /** Drops every reference into the last pickle, so the shared unpickler keeps nothing alive. */
@@ -82,6 +117,12 @@ class Unpickler {
     else for (let i = memo.length; i-- > 0;) memo[i] = undefined;
     this.options = undefined;
     this.buffers = null;
+    this.lastDict = null;
+    if (this.olderDicts.size !== 0) this.olderDicts.clear();
+    if (this.keyOrders.size !== 0) this.keyOrders.clear();
+    if (this.referencedDicts.size !== 0) this.referencedDicts.clear();
+    if (this.promoted.size !== 0) this.promoted.clear();
+    this.staleReferences = false;
   }
 
 
@@ -174,9 +215,111 @@ class Unpickler {
     }
   }
   memoGet(index: number): void {
-    const value = this.memo[index];
+    const value = this.current(this.memo[index]);
     if (value === undefined) this.fail(`Memo value not found at index ${index}`);
+    if (typeof value === 'object' && value !== null) this.noteReference(value);
     this.stack.push(value);
+  }
+  noteReference(value: unknown): void {
+    if (this.isPlainDict(value)) this.referencedDicts.add(value as object);
+  }
+
+  // ---- dicts: plain objects while every key is a str, promoted to a Dict by the first other key
+  newDict(): object {
+    if (!this.plainDicts) return new Dict();
+    const dict = {};
+    if (this.lastDict !== null) this.olderDicts.add(this.lastDict);
+    this.lastDict = dict;
+    return dict;
+  }
+  isPlainDict(value: unknown): boolean {
+    return value === this.lastDict ? value !== null : this.olderDicts.size !== 0 && this.olderDicts.has(value as object);
+  }
+  /** A str key into a plain dict, keeping its insertion order on the side once an array-index key makes JS reorder it. */
+  setPlain(target: Record<string, unknown>, key: string, value: unknown): void {
+    if (this.keyOrders.size !== 0 || isArrayIndex(key)) {
+      let order = this.keyOrders.get(target);
+      if (order === undefined && isArrayIndex(key)) this.keyOrders.set(target, order = Object.keys(target));
+      if (order !== undefined && !Object.prototype.hasOwnProperty.call(target, key)) order.push(key);
+    }
+    setOwn(target, key, value);
+  }
+  /** SETITEM/SETITEMS: the key/value pairs at stack[from..] go into stack[at]. */
+  setItems(at: number, from: number): void {
+    const stack = this.stack;
+    let target = stack[at] = this.current(stack[at]);
+    if (this.isPlainDict(target)) {
+      let strKeys = true;
+      for (let i = from; i < stack.length; i += 2) if (typeof stack[i] !== 'string') strKeys = false;
+      if (strKeys) {
+        for (let i = from; i < stack.length; i += 2) this.setPlain(target as Record<string, unknown>, stack[i] as string, stack[i + 1]);
+        return;
+      }
+      target = stack[at] = this.promote(target as Record<string, unknown>);
+    }
+    for (let i = from; i < stack.length; i += 2) this.setItem(target, stack[i], stack[i + 1]);
+  }
+  /**
+   * A plain dict that gets a key other than a str becomes a Dict, with its keys
+   * in insertion order. The memo and the opcodes that use a dict map it through
+   * `promoted`; a reference taken before (a dict containing itself, or a shared
+   * dict given more keys later) may sit anywhere, so the finished value is walked
+   * once at STOP, only when that happened.
+   */
+  promote(old: Record<string, unknown>): Dict {
+    const dict = new Dict();
+    const keys = this.keyOrders.get(old) ?? Object.keys(old);
+    for (const key of keys) mapSet.call(dict, key, old[key]);
+    this.charge(keys.length);
+    this.keyOrders.delete(old);
+    if (this.lastDict === old) this.lastDict = null;
+    else this.olderDicts.delete(old);
+    this.promoted.set(old, dict);
+    if (this.referencedDicts.delete(old)) this.staleReferences = true;
+    return dict;
+  }
+  /** The Dict a promoted plain dict became, else the value itself. */
+  current(value: unknown): unknown {
+    return this.promoted.size !== 0 && typeof value === 'object' && value !== null ? this.promoted.get(value) ?? value : value;
+  }
+  /** `root` with every promoted plain dict inside it replaced by its Dict (one walk, counted in the work budget). */
+  replacePromoted(root: unknown): unknown {
+    const promoted = this.promoted;
+    const seen = new Set<object>();
+    const pending: object[] = [];
+    const visit = (value: unknown): unknown => {
+      if (typeof value !== 'object' || value === null) return value;
+      const replacement = promoted.get(value) ?? value;
+      if (!seen.has(replacement)) {
+        seen.add(replacement);
+        pending.push(replacement);
+      }
+      return replacement;
+    };
+    const result = visit(root);
+    while (pending.length > 0) {
+      const obj = pending.pop()!;
+      this.charge(1 + size(obj));
+      if (ArrayBuffer.isView(obj)) continue;
+      if (Array.isArray(obj)) {
+        for (let i = 0; i < obj.length; i++) obj[i] = visit(obj[i]);
+      } else if (obj instanceof Map) {
+        for (const [key, value] of obj) {
+          const replacement = visit(value);
+          if (replacement !== value) obj.set(key, replacement);
+        }
+      } else if (obj instanceof Set) {
+        for (const item of obj) visit(item);
+      } else {
+        const record = obj as Record<string, unknown>;
+        for (const key of Object.keys(record)) {
+          const replacement = visit(record[key]);
+          if (replacement !== record[key]) setOwn(record, key, replacement);
+        }
+        if (obj instanceof Error) visit((obj as { args?: unknown }).args);
+      }
+    }
+    return result;
   }
   /** Pushes a value, taking a MEMOIZE right behind it in the same step (protocol 4 writes one after nearly every value). */
   pushMemoized(value: unknown): void {
@@ -206,10 +349,11 @@ class Unpickler {
   call(callable: unknown, args: unknown): unknown {
     if (!(callable instanceof Global) || callable.call === undefined) this.fail(`${describe(callable)} object is not callable`);
     if (!Array.isArray(args)) this.fail(`argument list must be a tuple, not ${describe(args)}`);
-    let cost = args.length;
-    for (const arg of args) cost += size(arg);
+    const actual = this.promoted.size !== 0 ? args.map((arg) => this.current(arg)) : args;
+    let cost = actual.length;
+    for (const arg of actual) cost += size(arg);
     this.charge(cost);
-    return callable.call(args);
+    return callable.call(actual);
   }
   charge(cost: number): void {
     this.work -= cost;
@@ -236,6 +380,7 @@ class Unpickler {
     }
     while (stack.length > from) stack.pop();
   }
+  /** One item into a Dict (or an object with `__setitem__`); plain dicts go through setItems. */
   setItem(target: unknown, key: unknown, value: unknown): void {
     if (typeof key === 'string' && target !== null && (target as object).constructor === Dict) {
       mapSet.call(target, key, value);
@@ -260,8 +405,13 @@ class Unpickler {
       (key instanceof Uint8Array && !Buffer.isBuffer(key))) {
       this.fail(`unhashable type: '${describe(key)}'`);
     }
+    if (this.isPlainDict(key) || this.promoted.has(key as object)) this.fail("unhashable type: 'dict'");
   }
   build(inst: unknown, state: unknown): void {
+    if (this.promoted.size !== 0) {
+      state = this.current(state);
+      if (state instanceof Tuple && state.length === 2) state = tuple(this.current(state[0]), this.current(state[1]));
+    }
     if (inst === null || typeof inst !== 'object') this.fail(`cannot set the state of ${describe(inst)}`);
     // Setting properties costs more than reading bytes: BUILD is charged four times its state.
     this.charge(4 * (1 + size(state) + (state instanceof Tuple ? size(state[0]) + size(state[1]) : 0)));
@@ -274,11 +424,16 @@ class Unpickler {
     if (state instanceof Tuple && state.length === 2) [state, slots] = state;
     for (const part of [state, slots]) {
       if (part === null || part === undefined) continue;
-      if (!(part instanceof Map)) this.fail('state is not a dictionary');
-      for (const [key, value] of part) {
-        if (typeof key !== 'string') this.fail('slot state is not a dictionary of str');
-        if (key === '__proto__') Object.defineProperty(inst, key, { value, writable: true, enumerable: true, configurable: true });
-        else (inst as Record<string, unknown>)[key] = value;
+      if (part instanceof Map) {
+        for (const [key, value] of part) {
+          if (typeof key !== 'string') this.fail('slot state is not a dictionary of str');
+          setOwn(inst as Record<string, unknown>, key, value);
+        }
+      } else if (this.isPlainDict(part)) {
+        const record = part as Record<string, unknown>;
+        for (const key of this.keyOrders.get(part) ?? Object.keys(record)) setOwn(inst as Record<string, unknown>, key, record[key]);
+      } else {
+        this.fail('state is not a dictionary');
       }
     }
   }
@@ -324,7 +479,7 @@ class Unpickler {
           }
           case 0x2e: // STOP
             if (this.stack.length === 0) this.fail('unpickling stack underflow');
-            return this.stack.pop();
+            return this.staleReferences ? this.replacePromoted(this.stack.pop()) : this.stack.pop();
           // ---- stack
           case 0x28: // MARK
             this.marks.push(this.stack.length);
@@ -338,6 +493,7 @@ class Unpickler {
             this.stack.length = this.popMark();
             break;
           case 0x32: // DUP
+            this.noteReference(this.top());
             this.stack.push(this.top());
             break;
           // ---- atoms
@@ -472,7 +628,7 @@ class Unpickler {
           }
           // ---- containers
           case 0x5d: this.pushMemoized([]); break; // EMPTY_LIST
-          case 0x7d: this.pushMemoized(new Dict()); break; // EMPTY_DICT
+          case 0x7d: this.pushMemoized(this.newDict()); break; // EMPTY_DICT
           case 0x29: this.stack.push(new Tuple()); break; // EMPTY_TUPLE
           case 0x8f: this.stack.push(new Set()); break; // EMPTY_SET
           case 0x6c: this.stack.push(this.splice(this.popMark())); break; // LIST
@@ -484,11 +640,11 @@ class Unpickler {
             break;
           }
           case 0x64: { // DICT
-            const items = this.splice(this.popMark());
-            if (items.length % 2 !== 0) this.fail('odd number of items for DICT');
-            const dict = new Dict();
-            for (let i = 0; i < items.length; i += 2) this.setItem(dict, items[i], items[i + 1]);
-            this.stack.push(dict);
+            const mark = this.popMark();
+            if ((this.stack.length - mark) % 2 !== 0) this.fail('odd number of items for DICT');
+            this.stack.splice(mark, 0, this.newDict());
+            this.setItems(mark, mark + 1);
+            this.stack.length = mark + 1;
             break;
           }
           case 0x91: { // FROZENSET
@@ -505,18 +661,16 @@ class Unpickler {
           case 0x65: // APPENDS
             this.append(this.popMark());
             break;
-          case 0x73: { // SETITEM
-            const value = this.pop();
-            const key = this.pop();
-            this.setItem(this.top(), key, value);
+          case 0x73: // SETITEM
+            if (this.stack.length - this.fence < 3) this.fail('unpickling stack underflow');
+            this.setItems(this.stack.length - 3, this.stack.length - 2);
+            this.stack.length -= 2;
             break;
-          }
           case 0x75: { // SETITEMS
             const mark = this.popMark();
             if (mark <= this.fence || mark > this.stack.length) this.fail('unpickling stack underflow');
             if ((this.stack.length - mark) % 2 !== 0) this.fail('odd number of items for SETITEMS');
-            const target = this.stack[mark - 1];
-            for (let i = mark; i < this.stack.length; i += 2) this.setItem(target, this.stack[i], this.stack[i + 1]);
+            this.setItems(mark - 1, mark);
             while (this.stack.length > mark) this.stack.pop();
             break;
           }
@@ -571,12 +725,12 @@ class Unpickler {
             break;
           }
           case 0x92: { // NEWOBJ_EX
-            const kwargs = this.pop();
+            const kwargs = this.current(this.pop());
             const args = this.pop();
             const cls = this.pop();
             if (!Array.isArray(args)) this.fail('NEWOBJ_EX args argument must be a tuple');
-            if (!(kwargs instanceof Map)) this.fail('NEWOBJ_EX kwargs argument must be a dict');
-            this.stack.push(createInstance(cls, args, kwargs));
+            if (!(kwargs instanceof Map) && !this.isPlainDict(kwargs)) this.fail('NEWOBJ_EX kwargs argument must be a dict');
+            this.stack.push(createInstance(cls, args, kwargs as Map<unknown, unknown> | Record<string, unknown>));
             break;
           }
           case 0x69: { // INST

@@ -4,7 +4,7 @@
 // is ever imported or looked up by name otherwise.
 import {
   Complex, Decimal, Deque, Dict, FrozenSet, Float, OrderedDict, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
-  type TzInfo,
+  isPlainObject, type TzInfo,
 } from './types.js';
 
 /**
@@ -135,7 +135,15 @@ export function describe(value: unknown): string {
 function sequence(value: unknown): Iterable<unknown> {
   if (Array.isArray(value) || value instanceof Set || ArrayBuffer.isView(value) || typeof value === 'string') return value as Iterable<unknown>;
   if (value instanceof Map) return value.keys();
+  if (isPlainObject(value)) return Object.keys(value);
   throw new TypeError(`expected an iterable, got ${describe(value)}`);
+}
+
+/** The items of a dict argument (a Map's, a Dict's or a plain object's); null for anything else. */
+function dictEntries(value: unknown): Iterable<readonly [unknown, unknown]> | null {
+  if (value instanceof Map) return value;
+  if (isPlainObject(value)) return Object.entries(value);
+  return null;
 }
 
 /** str → bytes with one of the codecs CPython's pickles name. */
@@ -259,10 +267,11 @@ function arrayFromList(typecode: unknown, items: unknown): ArrayBufferView {
 }
 
 /** NEWOBJ / NEWOBJ_EX / copyreg.__newobj__: an instance of `cls` without calling its initializer. */
-export function createInstance(cls: unknown, args: unknown[], kwargs: Map<unknown, unknown> | null): unknown {
+export function createInstance(cls: unknown, args: unknown[], kwargs: Map<unknown, unknown> | Record<string, unknown> | null): unknown {
   if (!(cls instanceof Global)) throw new TypeError(`NEWOBJ needs a class, got ${describe(cls)}`);
-  if (cls.create) return cls.create(args, kwargs);
-  if ((kwargs === null || kwargs.size === 0) && cls.call) return cls.call(args);
+  const keywords = kwargs === null || kwargs instanceof Map ? kwargs : new Map<unknown, unknown>(Object.entries(kwargs));
+  if (cls.create) return cls.create(args, keywords);
+  if ((keywords === null || keywords.size === 0) && cls.call) return cls.call(args);
   throw new TypeError(`${cls} cannot be instantiated with NEWOBJ`);
 }
 
@@ -284,8 +293,8 @@ for (const entry of [
     return instance;
   } },
   { module: 'copyreg', name: '__newobj__', call: (a: unknown[]) => createInstance(a[0], a.slice(1), null) },
-  { module: 'copyreg', name: '__newobj_ex__', call: (a: unknown[]) => createInstance(a[0], [...sequence(a[1])], a[2] instanceof Map ? a[2] : null) },
-  { module: 'collections', name: 'OrderedDict', call: (a: unknown[]) => new OrderedDict(a.length ? (a[0] as Map<unknown, unknown>) : null), create: () => new OrderedDict() },
+  { module: 'copyreg', name: '__newobj_ex__', call: (a: unknown[]) => createInstance(a[0], [...sequence(a[1])], a[2] instanceof Map || isPlainObject(a[2]) ? a[2] : null) },
+  { module: 'collections', name: 'OrderedDict', call: (a: unknown[]) => new OrderedDict(a.length ? dictEntries(a[0]) ?? a[0] as Iterable<readonly [unknown, unknown]> : null), create: () => new OrderedDict() },
   { module: 'collections', name: 'deque', call: (a: unknown[]) => {
     const deque = new Deque();
     if (a.length > 0) for (const item of sequence(a[0])) deque.push(item);

@@ -40,6 +40,16 @@ export function isTuple(value: unknown): value is Tuple {
   return value instanceof Tuple;
 }
 
+/**
+ * A plain object (prototype Object.prototype or null): what `loads` makes of a
+ * dict of str keys. By prototype, not `constructor`, which may be one of its keys.
+ */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 /** A Python frozenset (a Set that pickles as frozenset). */
 export class FrozenSet<T = unknown> extends Set<T> {}
 

@@ -5,7 +5,7 @@ import { PicklingError } from '../errors.js';
 import { isReducible, reduceSymbol } from '../reduction.js';
 import { EXCEPTIONS, Global, writers } from './registry.js';
 import {
-  Complex, Decimal, Deque, FrozenSet, Float, OrderedDict, PickleBuffer, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
+  Complex, Decimal, Deque, FrozenSet, Float, OrderedDict, isPlainObject, PickleBuffer, PyDate, PyDateTime, PyTime, TimeDelta, TimeZone, Tuple, ZoneInfo,
   type TzInfo,
 } from './types.js';
 
@@ -501,6 +501,7 @@ class Pickler {
       this.saveAppends(obj, true);
     }
     else if (Array.isArray(obj)) this.saveList(obj);
+    else if (isPlainObject(obj)) this.savePlainObject(obj); // an own 'constructor' key hid it above
     else this.saveOther(obj);
     this.depth--;
   }
