@@ -602,6 +602,13 @@ export class SimpleQueue<T = unknown> extends Queue<T> {
   }
 }
 
+/**
+ * join() polls the `.unfinished` count (no kernel call waits for a semaphore
+ * to reach 0), backing off to this pause: it returns at most this late, and
+ * a poll costs well under a microsecond.
+ */
+const JOIN_POLL_MAX_MS = 2;
+
 /** A Queue whose consumers report each object done (task_done) and whose producers can wait for all to be (join). */
 export class JoinableQueue<T = unknown> extends Queue<T> {
   #unfinished: NamedSemaphore | undefined;
@@ -643,14 +650,14 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Blocks until every object put (by any process) was reported done (by any process). */
   join(): void {
     const semaphore = this.#unfinishedSemaphore();
-    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, 20)) sleepSync(pause);
+    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, JOIN_POLL_MAX_MS)) sleepSync(pause);
   }
 
   /** join() without blocking the event loop; resolves false if `timeout` seconds passed first. */
   async joinAsync(options: WaitOptions = {}): Promise<boolean> {
     const semaphore = this.#unfinishedSemaphore();
     const deadline = deadlineAfter(waitSeconds(options.timeout));
-    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, 20)) {
+    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, JOIN_POLL_MAX_MS)) {
       options.signal?.throwIfAborted();
       if (secondsUntil(deadline) === 0) return false;
       await new Promise((resolve) => setTimeout(resolve, Math.min(pause, secondsUntil(deadline) * 1000)));
