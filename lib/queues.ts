@@ -576,7 +576,13 @@ function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
 function takeHandOff(frame: Buffer, into: Buffer | null): Buffer {
   const length = Number(frame.readBigUInt64LE(1));
   const name = frame.subarray(HANDOFF_HEADER).toString();
-  const fd = shm.shmOpen(name, shm.shmFlags.O_RDWR, 0);
+  let fd: number;
+  try {
+    fd = shm.shmOpen(name, shm.shmFlags.O_RDWR, 0);
+  } catch (error) {
+    if (isOSError(error, 'ENOENT')) throw withHint(error, `the shared memory segment ${name} holding a large object is gone (removed by hand, or by the resource tracker of a producer killed while handing it over)`);
+    throw error;
+  }
   try {
     SharedMemorySegment.unlink(name);
     const bytes = into !== null && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
