@@ -15,6 +15,7 @@
 //   handed over in a shared memory segment whose name travels in the queue,
 //   so one consumer gets it whole; small objects may share a message (a batch
 //   of at most MAX_BATCH) when consumers lag. docs/wire-format.md.
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { serialize, deserialize } from 'node:v8';
 import { AssertionError, Empty, Full, ValueError, isOSError, withHint } from './errors.js';
 import { anonymousName, validateName } from './names.js';
@@ -76,6 +77,8 @@ const ESCAPED = 0x00;
 const BATCH = 0x01;
 const HANDOFF = 0x02;
 const HANDOFF_HEADER = 9;
+/** The largest hand-off scratch buffer a queue keeps between gets. */
+const MAX_HANDOFF_SCRATCH = 16 << 20;
 
 const CODECS: Record<CodecName, Codec> = {
   pickle: { encode: (obj) => dumps(obj, { protocol: 4 }), decode: (bytes) => loads(bytes) },
@@ -157,6 +160,8 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   #drainWaiters: (() => void)[] = [];
   /** Entries of a batch this process received and has not returned yet (each one as a single message would be). */
   #ready: Buffer[] = [];
+  /** Where hand-off objects are read when the codec copies what it keeps (the largest so far, up to MAX_HANDOFF_SCRATCH). */
+  #handOffScratch: Buffer | null = null;
 
   constructor(maxsize = 0, options: QueueOptions = {}) {
     if (typeof maxsize !== 'number' || !Number.isInteger(maxsize)) throw new TypeError(`maxsize must be an integer, not ${String(maxsize)}`);
@@ -475,9 +480,13 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
         holding.add(this as Queue<unknown>);
         return this.#unframe(entries[0]!);
       }
-      case HANDOFF:
-        // pickle and json copy what they keep, so they decode straight from the mapping (v8 keeps views).
-        return withHandOff(message, (bytes) => this.#finishGet(this.#codecName === 'pickle' || this.#codecName === 'json' ? bytes : Buffer.from(bytes)));
+      case HANDOFF: {
+        // pickle and json copy what they keep, so their bytes can go to a scratch buffer reused from one object to the next.
+        if (this.#codecName !== 'pickle' && this.#codecName !== 'json') return this.#finishGet(takeHandOff(message, null));
+        const bytes = takeHandOff(message, this.#handOffScratch);
+        if (bytes.buffer !== this.#handOffScratch?.buffer && bytes.length <= MAX_HANDOFF_SCRATCH) this.#handOffScratch = bytes;
+        return this.#finishGet(bytes);
+      }
       default:
         return this.#finishGet(message);
     }
@@ -522,20 +531,29 @@ function openIfExists(name: string): NamedSemaphore | null {
   }
 }
 
+interface ShmBinding {
+  shmOpen(name: string, oflag: number, mode: number): number;
+  shmUnlink(name: string): void;
+  shmFlags: { O_RDWR: number; O_CREAT: number; O_EXCL: number };
+}
+const shm = binding<ShmBinding>();
+
 /**
  * Writes a large payload to a new shared memory segment; the frame names it.
  * The segment is tracked (before it exists, so no SIGKILL can orphan it)
  * until the caller knows the frame reached the kernel; the receiver unlinks it.
+ * Written with write(2), not through a mapping: no page faults, and a full
+ * /dev/shm is an ENOSPC error here rather than a SIGBUS.
  */
 function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
   const name = anonymousName();
   track('shm', name);
   try {
-    const segment = new SharedMemorySegment(name, { create: true, exclusive: true, size: payload.byteLength });
+    const fd = shm.shmOpen(name, shm.shmFlags.O_RDWR | shm.shmFlags.O_CREAT | shm.shmFlags.O_EXCL, 0o600);
     try {
-      segment.buffer.set(payload);
+      for (let at = 0; at < payload.byteLength;) at += writeSync(fd, payload, at, payload.byteLength - at, at);
     } finally {
-      segment.close();
+      closeSync(fd);
     }
   } catch (error) {
     try { SharedMemorySegment.unlink(name); } catch { /* never created */ }
@@ -550,16 +568,32 @@ function handOff(payload: Uint8Array): { frame: Buffer; segment: string } {
   return { frame, segment: name };
 }
 
-/** Maps the segment a hand-off frame names, unlinks it, and gives its bytes to `use` while they are mapped. */
-function withHandOff<R>(frame: Buffer, use: (bytes: Buffer) => R): R {
+/**
+ * Reads the object of a hand-off frame out of the segment it names (with
+ * read(2): no mapping to fault in) and unlinks the segment. The bytes land in
+ * `into` when it is large enough, else in a new Buffer.
+ */
+function takeHandOff(frame: Buffer, into: Buffer | null): Buffer {
   const length = Number(frame.readBigUInt64LE(1));
   const name = frame.subarray(HANDOFF_HEADER).toString();
-  const segment = new SharedMemorySegment(name);
+  let fd: number;
+  try {
+    fd = shm.shmOpen(name, shm.shmFlags.O_RDWR, 0);
+  } catch (error) {
+    if (isOSError(error, 'ENOENT')) throw withHint(error, `the shared memory segment ${name} holding a large object is gone (removed by hand, or by the resource tracker of a producer killed while handing it over)`);
+    throw error;
+  }
   try {
     SharedMemorySegment.unlink(name);
-    return use(segment.buffer.subarray(0, length));
+    const bytes = into !== null && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    for (let at = 0; at < length;) {
+      const read = readSync(fd, bytes, at, length - at, at);
+      if (read === 0) throw new ValueError(`shared memory segment '${name}' holds fewer than the ${length} bytes its hand-off frame announced`);
+      at += read;
+    }
+    return bytes;
   } finally {
-    segment.close();
+    closeSync(fd);
   }
 }
 
@@ -573,6 +607,13 @@ export class SimpleQueue<T = unknown> extends Queue<T> {
     return new SimpleQueue<T>({ ...options, name, create: false });
   }
 }
+
+/**
+ * join() polls the `.unfinished` count (no kernel call waits for a semaphore
+ * to reach 0), backing off to this pause: it returns at most this late, and
+ * a poll costs well under a microsecond.
+ */
+const JOIN_POLL_MAX_MS = 2;
 
 /** A Queue whose consumers report each object done (task_done) and whose producers can wait for all to be (join). */
 export class JoinableQueue<T = unknown> extends Queue<T> {
@@ -615,14 +656,14 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Blocks until every object put (by any process) was reported done (by any process). */
   join(): void {
     const semaphore = this.#unfinishedSemaphore();
-    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, 20)) sleepSync(pause);
+    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, JOIN_POLL_MAX_MS)) sleepSync(pause);
   }
 
   /** join() without blocking the event loop; resolves false if `timeout` seconds passed first. */
   async joinAsync(options: WaitOptions = {}): Promise<boolean> {
     const semaphore = this.#unfinishedSemaphore();
     const deadline = deadlineAfter(waitSeconds(options.timeout));
-    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, 20)) {
+    for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, JOIN_POLL_MAX_MS)) {
       options.signal?.throwIfAborted();
       if (secondsUntil(deadline) === 0) return false;
       await new Promise((resolve) => setTimeout(resolve, Math.min(pause, secondsUntil(deadline) * 1000)));

@@ -158,6 +158,19 @@ test('a large object goes through shared memory, and its segment is removed once
   assert.equal(existsSync(`/dev/shm/${created[0]}`), false);
 });
 
+test('a hand-off frame whose segment is gone fails with ENOENT and says why', (t) => {
+  const queue = namedQueue(t, (name) => new Queue<Buffer>(0, { name, codec }));
+  const sender = new MessageQueue(queue.name);
+  t.after(() => sender.close());
+  const segment = testName('gone');
+  const frame = Buffer.alloc(9 + Buffer.byteLength(segment));
+  frame[0] = 0x02;
+  frame.writeBigUInt64LE(100_000n, 1);
+  frame.write(segment, 9);
+  sender.send(frame);
+  assert.throws(() => queue.get(true, 5), { code: 'ENOENT', message: /holding a large object is gone/ });
+});
+
 test('getAsync, putAsync and for await', async (t) => {
   const queue = anonymous(t, new Queue<number>(1, { codec }));
   const pending = queue.getAsync({ timeout: 5 });
