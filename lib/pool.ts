@@ -87,6 +87,11 @@ type ResultMessage = [job: number, index: number, outcome: Outcome, value: unkno
 // opcodes on either side.
 const enum Format { Pickle, Numbers }
 
+/** A worker's map results while they are all numbers: already float64s, ready to send. */
+class NumberResults {
+  constructor(readonly floats: Float64Array) {}
+}
+
 function isNumberList(value: unknown): value is number[] {
   if (!globalThis.Array.isArray(value) || Object.getPrototypeOf(value) !== globalThis.Array.prototype) return false;
   for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'number') return false;
@@ -94,28 +99,33 @@ function isNumberList(value: unknown): value is number[] {
 }
 
 function message(kind: number, job: number, index: number, fn: string, value: unknown): Buffer {
-  const numbers = isNumberList(value);
-  const pickle = numbers ? null : dumps(value);
-  const payloadLength = pickle === null ? 8 * (value as number[]).length : pickle.length;
+  const numbers = value instanceof NumberResults ? value.floats : isNumberList(value) ? value : null;
+  const pickle = numbers === null ? dumps(value) : null;
+  const payloadLength = numbers !== null ? 8 * numbers.length : (pickle as Uint8Array).length;
   const name = fn === '' ? null : Buffer.from(fn);
   const envelope = 10 + (name === null ? 0 : 2 + name.length);
   const header = frameHeader(envelope + payloadLength);
   const start = header.length + envelope;
   // The float64s start 8-aligned, so they are written (and read back here) through a Float64Array.
-  const slack = Buffer.allocUnsafe(start + payloadLength + (numbers ? 7 : 0));
-  const skip = numbers ? (8 - (slack.byteOffset + start) % 8) % 8 : 0;
-  const data = skip === 0 && !numbers ? slack : slack.subarray(skip, skip + start + payloadLength);
+  const slack = Buffer.allocUnsafe(start + payloadLength + (numbers !== null ? 7 : 0));
+  const skip = numbers !== null ? (8 - (slack.byteOffset + start) % 8) % 8 : 0;
+  const data = numbers === null ? slack : slack.subarray(skip, skip + start + payloadLength);
   data.set(header, 0);
   let at = data.writeUInt8(kind, header.length);
   at = data.writeUInt32BE(job, at);
   at = data.writeUInt32BE(index, at);
-  at = data.writeUInt8(numbers ? Format.Numbers : Format.Pickle, at);
+  at = data.writeUInt8(numbers !== null ? Format.Numbers : Format.Pickle, at);
   if (name !== null) {
     at = data.writeUInt16BE(name.length, at);
     at += name.copy(data, at);
   }
-  if (pickle !== null) data.set(pickle, at);
-  else writeFloats(new Float64Array(data.buffer, data.byteOffset + at, (value as number[]).length), value as number[]);
+  if (pickle !== null) {
+    data.set(pickle, at);
+  } else {
+    const floats = new Float64Array(data.buffer, data.byteOffset + at, (numbers as ArrayLike<number>).length);
+    if (numbers instanceof Float64Array) floats.set(numbers);
+    else writeFloats(floats, numbers as number[]);
+  }
   return data;
 }
 
@@ -124,10 +134,14 @@ function writeFloats(floats: Float64Array, numbers: number[]): void {
   for (let i = 0; i < numbers.length; i++) floats[i] = numbers[i];
 }
 
+/** The value of a payload; a list of numbers stays a Float64Array (a map chunk, only indexed by the worker). */
 function payload(format: Format, bytes: Buffer): unknown {
   if (format === Format.Pickle) return loads(bytes);
-  const floats = bytes.byteOffset % 8 === 0 ? new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8)
+  return bytes.byteOffset % 8 === 0 ? new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8)
     : new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+}
+
+function numberList(floats: Float64Array): number[] {
   const list = new globalThis.Array<number>(floats.length);
   for (let i = 0; i < floats.length; i++) list[i] = floats[i];
   return list;
@@ -158,7 +172,8 @@ function encodeResult([job, index, outcome, value]: ResultMessage): Buffer {
 }
 
 function decodeResult(data: Buffer): ResultMessage {
-  return [data.readUInt32BE(1), data.readUInt32BE(5), data.readUInt8(0) as Outcome, payload(data.readUInt8(9), data.subarray(10))];
+  const value = payload(data.readUInt8(9), data.subarray(10));
+  return [data.readUInt32BE(1), data.readUInt32BE(5), data.readUInt8(0) as Outcome, value instanceof Float64Array ? numberList(value) : value];
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -219,16 +234,27 @@ export async function poolWorker(specifier: string | null, initializer: string |
             value = await value;
           }
         } else {
-          const results: unknown[] = [];
-          for (const item of payload as unknown[]) {
-            let result = kind === Kind.Map ? fn(item) : fn(...(item as unknown[]));
+          const items = payload as ArrayLike<unknown>;
+          // Numbers go straight into float64s (no list to build and copy) until a result is something else.
+          let floats: Float64Array | null = new Float64Array(items.length);
+          let results: unknown[] = [];
+          for (let i = 0; i < items.length; i++) {
+            let result = kind === Kind.Map ? fn(items[i]) : fn(...(items[i] as unknown[]));
             if (isThenable(result)) {
               flush();
               result = await result;
             }
+            if (floats !== null) {
+              if (typeof result === 'number') {
+                floats[i] = result;
+                continue;
+              }
+              results = globalThis.Array.from(floats.subarray(0, i));
+              floats = null;
+            }
             results.push(result);
           }
-          value = results;
+          value = floats !== null ? new NumberResults(floats) : results;
         }
         reply = [job, index, Outcome.Value, value];
       } catch (error) {
