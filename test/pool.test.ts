@@ -48,6 +48,9 @@ test('apply, map, starmap, imap: values in order', async (t) => {
   assert.deepEqual(p.map(square, []), []);
   assert.deepEqual(p.starmap<number>('add', [[1, 2], [3, 4]]), [3, 7]);
   assert.deepEqual(p.map('later', [1, 2, 3]), [1, 2, 3], 'async task functions are awaited');
+  const numbers = [-0, NaN, 1.5, 2 ** 60, -(2 ** 31) - 1, Infinity, -Infinity, Number.MAX_VALUE, Number.MIN_VALUE];
+  assert.deepEqual(p.map('later', numbers, 4), numbers, 'numbers come back the same numbers (-0, NaN, beyond 2^53)');
+  assert.deepEqual(p.map('later', [1, 'two', [3], null], 2), [1, 'two', [3], null]);
   assert.deepEqual([...p.imap(square, inputs.slice(0, 50))], inputs.slice(0, 50).map((x) => x * x));
   assert.deepEqual([...p.imap(square, inputs.slice(0, 50), 7)], inputs.slice(0, 50).map((x) => x * x));
   assert.deepEqual([...p.imap_unordered<number, number>(square, inputs.slice(0, 50), 3)].sort((a, b) => a - b), inputs.slice(0, 50).map((x) => x * x));
