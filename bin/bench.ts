@@ -14,6 +14,9 @@ export const AREAS: Record<string, string> = {
   pickle: 'pickle', shm: 'shm', pipe: 'connection', lock: 'synchronize', queue: 'queue', pool: 'pool',
 };
 
+/** Seconds a full run of each area took on a 2-core VM: how much of the bar each area fills. */
+const EXPECTED_SECONDS: Record<string, number> = { pickle: 12, shm: 5, pipe: 21, lock: 7, queue: 30, pool: 30 };
+
 export interface Combined {
   date: string;
   quick: boolean;
@@ -29,20 +32,26 @@ export interface BenchOptions { quick: boolean; json?: string; svg?: string }
 class Progress {
   private readonly tty = Boolean(process.stderr.isTTY);
   private timer: NodeJS.Timeout | undefined;
+  private readonly total: number;
+  private done = 0;
 
-  constructor(private readonly total: number) {}
+  constructor(private readonly areas: string[]) {
+    this.total = areas.reduce((sum, area) => sum + EXPECTED_SECONDS[area]!, 0);
+  }
 
   start(index: number, area: string): void {
     const started = Date.now();
     if (!this.tty) {
-      console.error(`pmp bench: ${area} (${index + 1}/${this.total}) running`);
+      console.error(`pmp bench: ${area} (${index + 1}/${this.areas.length}) running`);
       return;
     }
     const draw = () => {
       const width = 24;
-      const filled = Math.round((index / this.total) * width);
-      const seconds = Math.round((Date.now() - started) / 1000);
-      process.stderr.write(`\r\x1b[K[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${index}/${this.total} done, running ${area} ${seconds} s`);
+      const seconds = (Date.now() - started) / 1000;
+      // The running area fills its share as time passes, never quite all of it before it ends.
+      const share = Math.min(seconds, 0.95 * EXPECTED_SECONDS[area]!);
+      const filled = Math.round(((this.done + share) / this.total) * width);
+      process.stderr.write(`\r\x1b[K[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${index}/${this.areas.length} done, running ${area} ${Math.round(seconds)} s`);
     };
     draw();
     this.timer = setInterval(draw, 500);
@@ -50,6 +59,7 @@ class Progress {
 
   finish(area: string, seconds: number, ok: boolean): void {
     clearInterval(this.timer);
+    this.done += EXPECTED_SECONDS[area]!;
     if (this.tty) process.stderr.write('\r\x1b[K');
     console.error(`pmp bench: ${area} ${ok ? 'done' : 'FAILED'} in ${seconds.toFixed(1)} s`);
   }
@@ -74,7 +84,7 @@ export async function bench(areas: string[], options: BenchOptions): Promise<num
     return 1;
   }
   const combined: Combined = { date: new Date().toISOString(), quick: options.quick, machine: machine(), reports: [], failed: [] };
-  const progress = new Progress(areas.length);
+  const progress = new Progress(areas);
   const dir = mkdtempSync(join(tmpdir(), 'pmp-bench-'));
   try {
     for (const [index, area] of areas.entries()) {
