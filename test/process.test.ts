@@ -164,7 +164,7 @@ test('join(timeout) waits at most timeout seconds and blocks the thread', (t) =>
   const start = performance.now();
   p.join(0.1);
   const waited = performance.now() - start;
-  assert.ok(waited >= 95 && waited < 250, `join(0.1) took ${waited} ms`);
+  assert.ok(waited >= 95 && waited < 1000, `join(0.1) took ${waited} ms`);
   assert.equal(p.exitcode, null);
   p.join();
   assert.equal(p.exitcode, 0);
