@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection, Pipe } from '../lib/connection.js';
+import { writeReport, type Row } from './report.js';
 
 type Kind = 'objects' | 'bytes64' | 'bytes1m' | 'pingpong';
 // A small object as CPython programs send them: a list of a few scalars.
@@ -164,7 +165,6 @@ function compileC(dir: string): string | null {
 }
 
 async function main(): Promise<void> {
-  const jsonAt = process.argv.indexOf('--json');
   const dir = mkdtempSync(join(tmpdir(), 'pmp-bench-'));
   const cBinary = compileC(dir);
   const rows: Record<string, unknown>[] = [];
@@ -197,7 +197,19 @@ async function main(): Promise<void> {
     const vsC = c === null ? '-' : kind === 'pingpong' ? `${(ours / c).toFixed(2)}× the latency` : `${(c / ours).toFixed(2)}× the speed`;
     console.log(`| ${label[kind]} | ${rate(kind, ours, count)} | ${rate(kind, cpython, count)} | ${rate(kind, c, count)} | ${vsPython} | ${vsC} |`);
   }
-  if (jsonAt !== -1) writeFileSync(process.argv[jsonAt + 1], JSON.stringify(rows, null, 2));
+  // Rates per second (MB/s for 1 MiB), latency in µs per round trip.
+  const measure = (kind: Kind, seconds: number, count: number) =>
+    kind === 'pingpong' ? seconds / (count - 1) * 1e6 : (count - 1) / seconds * (kind === 'bytes1m' ? (1 << 20) / 1e6 : 1);
+  writeReport('pipe', rows.map((row): Row => {
+    const [kind, count] = [row.kind as Kind, row.count as number];
+    const value = measure(kind, row.node as number, count);
+    const cpython = measure(kind, row.cpython as number, count);
+    const references: Record<string, number> = { 'CPython Pipe': cpython };
+    if (row.c !== null) references['C socketpair'] = measure(kind, row.c as number, count);
+    const target = kind === 'objects' ? { text: '≥ 5× CPython', met: value >= 5 * cpython }
+      : kind === 'pingpong' && row.c !== null ? { text: '≤ 1.5× C', met: value <= 1.5 * references['C socketpair']! } : undefined;
+    return { name: `Pipe ${label[kind]}`, unit: kind === 'pingpong' ? 'µs' : kind === 'bytes1m' ? 'MB/s' : 'msg/s', value, higherIsBetter: kind !== 'pingpong', references, target };
+  }));
 }
 
 if (process.argv[2] === 'child') child(process.argv[3] as Kind, Number(process.argv[4]));

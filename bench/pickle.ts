@@ -1,15 +1,15 @@
 // bench/pickle: dumps+loads round trips of a small dict and of a 1 MiB Buffer,
 // against v8.serialize/deserialize, JSON and CPython's C pickler, all measured
-// in the same run. Usage: node dist/bench/pickle.js [--json FILE] [--seconds S]
+// in the same run. Usage: node dist/bench/pickle.js [--json FILE] [--seconds S] [--quick]
+// (--quick: 0.2 s per measurement)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { dumps, loads } from '../lib/pickle.js';
+import { writeReport } from './report.js';
 
 const args = process.argv.slice(2);
-const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
-const seconds = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : 1;
+const seconds = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : args.includes('--quick') ? 0.2 : 1;
 
 const small = { id: 1, name: 'item', tags: ['a', 'b'], v: 3.5 };
 const big = randomBytes(1 << 20);
@@ -83,4 +83,11 @@ for (const row of rows) {
 const smallOurs = ours.get('small dict')!;
 const bigOurs = (ours.get('1 MiB Buffer')! * big.length) / 1e9;
 console.log(`targets: small dict ${Math.round(smallOurs).toLocaleString('en')}/s (≥ 600,000: ${smallOurs >= 600_000 ? 'met' : 'NOT met'}); 1 MiB Buffer ${bigOurs.toFixed(2)} GB/s (≥ 2: ${bigOurs >= 2 ? 'met' : 'NOT met'})`);
-if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2));
+const references = (workload: string, field: 'opsPerSecond' | 'mbPerSecond') =>
+  Object.fromEntries(rows.filter((r) => r.workload === workload && !r.codec.startsWith('pickle')).map((r) => [r.codec, r[field]]));
+writeReport('pickle', [
+  { name: 'pickle small dict dumps+loads', unit: 'round trips/s', value: smallOurs, higherIsBetter: true,
+    references: references('small dict', 'opsPerSecond'), target: { text: '≥ 600 k/s', met: smallOurs >= 600_000 } },
+  { name: 'pickle 1 MiB Buffer dumps+loads', unit: 'MB/s', value: bigOurs * 1000, higherIsBetter: true,
+    references: references('1 MiB Buffer', 'mbPerSecond'), target: { text: '≥ 2 GB/s', met: bigOurs >= 2 } },
+]);

@@ -3,10 +3,10 @@
 // measured in the same run, same worker count. Best of --repeat runs.
 //   node dist/bench/pool.js [--json FILE] [--quick] [--workers N] [--repeat N]
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Pool } from '../lib/pool.js';
+import { writeReport } from './report.js';
 
 export function square(x: number): number {
   return x * x;
@@ -104,6 +104,12 @@ if (isMainThread && process.argv[1] === fileURLToPath(import.meta.url)) {
   const results = { ours: await ours(), cpython: cpython(), piscina: await piscina() };
   console.log(`Pool(${WORKERS}).map of trivial tasks (x * x), best of ${REPEAT}; "vs" = their time / ours (higher is better for us)`);
   console.log(table(results));
-  const at = process.argv.indexOf('--json');
-  if (at !== -1) writeFileSync(process.argv[at + 1], JSON.stringify({ tasks: TASKS, workers: WORKERS, ...results }, null, 2));
+  const tasksPerSecond = (ms: number) => TASKS / (ms / 1000);
+  writeReport('pool', (['chunk1', 'auto'] as const).map((key) => {
+    const references: Record<string, number> = { 'CPython Pool': tasksPerSecond(results.cpython[key]) };
+    if (results.piscina) references['piscina (threads)'] = tasksPerSecond(results.piscina[key]);
+    const value = tasksPerSecond(results.ours[key]);
+    return { name: `Pool(${WORKERS}).map, chunksize ${key === 'chunk1' ? 1 : `${autoChunk} (default)`}`, unit: 'tasks/s', value, higherIsBetter: true,
+      references, target: { text: '≥ 3× CPython', met: value >= 3 * references['CPython Pool']! } };
+  }));
 }

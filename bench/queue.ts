@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Queue, type CodecName } from '../lib/queues.js';
+import { writeReport, type Target } from './report.js';
 
 const self = fileURLToPath(import.meta.url);
 const QUICK = process.argv.includes('--quick');
@@ -237,7 +238,6 @@ async function main(): Promise<void> {
   rows.push({ case: 'ping-pong p99, sync get', ours: percentile(sync, 0.99), unit: 'µs', reference: 'C mq p99', referenceValue: c.p99 });
   rows.push({ case: 'ping-pong p50, getAsync', ours: percentile(asyncLatencies, 0.5), unit: 'µs', reference: 'C mq p50', referenceValue: c.p50 });
   rows.push({ case: 'ping-pong p99, getAsync', ours: percentile(asyncLatencies, 0.99), unit: 'µs', reference: 'C mq p99', referenceValue: c.p99 });
-  const references = { cMq64: c.rate, cP50: c.p50, cP99: c.p99, cpythonRate: cpython.rate, cpythonP50: cpython.p50, cpythonP99: cpython.p99, forkRate: node.rate, forkP50: node.p50, forkP99: node.p99 };
   console.log(`Queue benchmark, ${new Date().toISOString()}, ${QUICK ? 'quick' : 'full'} run`);
   console.log('| case | ours | unit | reference | reference value | ours / reference |');
   console.log('|---|---|---|---|---|---|');
@@ -246,8 +246,26 @@ async function main(): Promise<void> {
     console.log(`| ${row.case} | ${Math.round(row.ours).toLocaleString('en')} | ${row.unit} | ${row.reference ?? ''} | ${row.referenceValue === undefined ? '' : Math.round(row.referenceValue).toLocaleString('en')} | ${ratio} |`);
   }
   console.log(`references: C mq 64 B ${Math.round(c.rate)} msg/s, p50 ${c.p50.toFixed(1)} µs, p99 ${c.p99.toFixed(1)} µs; CPython mp.Queue ${Math.round(cpython.rate)} dicts/s, p50 ${cpython.p50.toFixed(1)} µs; Node fork ${Math.round(node.rate)} dicts/s, p50 ${node.p50.toFixed(1)} µs`);
-  const jsonAt = process.argv.indexOf('--json');
-  if (jsonAt !== -1) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify({ date: new Date().toISOString(), rows, references }, null, 2));
+  // Every reference measured for a case, and the issue's target for it.
+  const allReferences: Record<string, Record<string, number>> = {
+    'small dicts': { 'CPython mp.Queue': cpython.rate, 'Node fork channel': node.rate },
+    'ping-pong p50': { 'C mq': c.p50, 'CPython mp.Queue': cpython.p50, 'Node fork channel': node.p50 },
+    'ping-pong p99': { 'C mq': c.p99, 'CPython mp.Queue': cpython.p99, 'Node fork channel': node.p99 },
+  };
+  const targets: [RegExp, (value: number) => Target][] = [
+    [/batched/, (v) => ({ text: '≥ 1.2 M/s', met: v >= 1_200_000 })],
+    [/one per message/, (v) => ({ text: '≥ 400 k/s', met: v >= 400_000 })],
+    [/64 B/, (v) => ({ text: '≥ 0.6× C', met: v >= 0.6 * c.rate })],
+    [/1 MiB/, (v) => ({ text: '≥ 2 GB/s', met: v >= 2000 })],
+    [/p50, sync/, (v) => ({ text: '≤ 1.5× C', met: v <= 1.5 * c.p50 })],
+    [/p50, getAsync/, (v) => ({ text: '≤ 2.5× C', met: v <= 2.5 * c.p50 })],
+  ];
+  writeReport('queue', rows.map((row) => ({
+    name: `queue ${row.case}`, unit: row.unit, value: row.ours, higherIsBetter: row.unit !== 'µs',
+    references: Object.entries(allReferences).find(([prefix]) => row.case.startsWith(prefix))?.[1]
+      ?? (row.reference === undefined ? {} : { [row.reference]: row.referenceValue! }),
+    target: targets.find(([pattern]) => pattern.test(row.case))?.[1](row.ours),
+  })));
 }
 
 const role = process.argv[2];

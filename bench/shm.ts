@@ -2,9 +2,9 @@
 // Each row sets this package against a reference measured in the same run:
 // CPython's multiprocessing (same operation), or Node's own memory.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { SharedMemory } from '../lib/shared_memory.js';
 import { RawValue, Value } from '../lib/sharedctypes.js';
+import { writeReport } from './report.js';
 
 interface Row { what: string; ours: number; reference: string; theirs: number; unit: string }
 
@@ -77,5 +77,4 @@ console.log('|---|---|---|---|---|');
 for (const row of rows) {
   console.log(`| ${row.what} | ${format(row.ours)} ${row.unit} | ${row.reference} | ${format(row.theirs)} ${row.unit} | ${(row.ours / row.theirs).toFixed(2)}× |`);
 }
-const json = process.argv.indexOf('--json');
-if (json !== -1) writeFileSync(process.argv[json + 1], JSON.stringify(rows, null, 2));
+writeReport('shm', rows.map((row) => ({ name: row.what, unit: row.unit, value: row.ours, higherIsBetter: true, references: { [row.reference]: row.theirs } })));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lock, RLock, Semaphore } from '../lib/synchronize.js';
 import { anonymousName } from '../lib/names.js';
+import { writeReport, type Row } from './report.js';
 
 const quick = process.argv.includes('--quick');
 const PAIRS = quick ? 1_000_000 : 5_000_000;
@@ -169,8 +170,21 @@ async function main(): Promise<void> {
   for (const [label, latency] of latencyRows) {
     console.log(`  ${label.padEnd(58)} ${latency.p50.toFixed(1).padStart(7)}  ${latency.p99.toFixed(1).padStart(7)}  ${times(latency.p50 / reference.c.latency.p50)}`);
   }
-  const jsonAt = process.argv.indexOf('--json');
-  if (jsonAt !== -1) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify({ pairs: PAIRS, roundTrips: ROUND_TRIPS, reference, ours }, null, 2));
+  const pairReferences = { 'C sem_wait/sem_post': reference.c.pairs, 'CPython mp.Lock': reference.python.pairs };
+  const pairRow = (name: string, value: number): Row => ({ name, unit: 'pairs/s', value, higherIsBetter: true, references: pairReferences,
+    target: { text: '≥ CPython mp.Lock', met: value >= reference.python.pairs } });
+  const latencyRow = (name: string, value: number, p: 'p50' | 'p99'): Row => ({ name, unit: 'µs', value, higherIsBetter: false,
+    references: { 'C sem_post/sem_wait': reference.c.latency[p], 'CPython mp.Semaphore': reference.python.latency[p] },
+    target: p === 'p50' ? { text: '≤ 1.5× C', met: value <= 1.5 * reference.c.latency.p50 } : undefined });
+  writeReport('lock', [
+    pairRow('Lock acquire+release', ours.lock),
+    pairRow('RLock acquire+release', ours.rlock),
+    pairRow('Semaphore acquire+release', ours.semaphore),
+    latencyRow('semaphore ping-pong p50, acquire()', ours.pingPong.p50, 'p50'),
+    latencyRow('semaphore ping-pong p99, acquire()', ours.pingPong.p99, 'p99'),
+    latencyRow('semaphore ping-pong p50, acquireAsync()', ours.pingPongAsync.p50, 'p50'),
+    latencyRow('semaphore ping-pong p99, acquireAsync()', ours.pingPongAsync.p99, 'p99'),
+  ]);
 }
 
 if (process.argv[2] === 'child') {

@@ -20,7 +20,7 @@ commands:
   clean              remove the objects of processes that are gone
   limits             the kernel's queue limits and this user's budget
   demo               producer/consumer across real processes
-  bench [AREA]       run the benchmarks
+  bench [AREA]...    run the benchmarks
 
 'pmp <command> --help' tells more. Exit codes: 0 success, 1 failed, 2 usage error.`,
   ls: `usage: pmp ls [--json]
@@ -45,6 +45,13 @@ Runs the classic producer/consumer across real processes: 2 producers, 2
 consumers, a JoinableQueue and a sentinel per consumer; prints what moves and
 a summary (objects, time, objects/s). Leaves nothing behind.`,
   limits: 'usage: pmp limits [--json]\nShows the kernel\'s message queue limits, this user\'s budget, and how to raise them.',
+  bench: `usage: pmp bench [queue|pickle|lock|pipe|pool|shm|all]... [--quick] [--json FILE] [--svg FILE]
+Runs the benchmarks (default: all), one after another, with the references
+(C, CPython, Node) measured in the same run, and prints one table: our value,
+each reference, how many times better ours is, and the target. lock is
+synchronize, pipe is connection. --quick runs shorter; --json FILE writes the
+numbers; --svg FILE draws the throughput chart. Needs a clone of the repository
+(the scripts are not in the npm package), python3 and a C compiler.`,
 };
 
 interface Parsed { values: Record<string, string | boolean | undefined>; positionals: string[] }
@@ -149,6 +156,15 @@ const commands: Record<string, (argv: string[]) => number | Promise<number>> = {
   demo(argv) {
     options(argv);
     return demo();
+  },
+  async bench(argv) {
+    const { values, positionals } = options(argv, { quick: { type: 'boolean' }, json: { type: 'string' }, svg: { type: 'string' } });
+    const { AREAS, bench } = await import('./bench.js');
+    const known = [...Object.keys(AREAS), 'all'];
+    const unknown = positionals.find((area) => !known.includes(area));
+    if (unknown !== undefined) throw new UsageError(`bench takes areas among ${known.join(', ')}, not '${unknown}'`);
+    const areas = positionals.length === 0 || positionals.includes('all') ? Object.keys(AREAS) : [...new Set(positionals)];
+    return bench(areas, { quick: Boolean(values.quick), json: values.json as string | undefined, svg: values.svg as string | undefined });
   },
   limits(argv) {
     const { values } = options(argv);
