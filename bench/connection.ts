@@ -188,13 +188,13 @@ async function main(): Promise<void> {
     return kind === 'pingpong' ? `${(seconds / (count - 1) * 1e6).toFixed(1)} µs` : `${Math.round((count - 1) / seconds).toLocaleString('en')} msg/s`;
   };
   console.log('| what | node | CPython Pipe | C socketpair | node vs CPython | node vs C |');
+  // Ratios: throughput as node's speed over the other's (> 1 is faster), latency as node's time over the other's (< 1 is faster).
   console.log('|---|---|---|---|---|---|');
   for (const row of rows) {
     const kind = row.kind as Kind;
     const [ours, cpython, c, count] = [row.node as number, row.cpython as number, row.c as number | null, row.count as number];
-    // Ratios as speed-ups for throughput, as slowdowns for latency.
-    const vsPython = kind === 'pingpong' ? `${(ours / cpython).toFixed(2)}× the time` : `${(cpython / ours).toFixed(2)}× faster`;
-    const vsC = c === null ? '-' : kind === 'pingpong' ? `${(ours / c).toFixed(2)}× the time` : `${(c / ours).toFixed(2)}× faster`;
+    const vsPython = kind === 'pingpong' ? `${(ours / cpython).toFixed(2)}× the latency` : `${(cpython / ours).toFixed(2)}× the speed`;
+    const vsC = c === null ? '-' : kind === 'pingpong' ? `${(ours / c).toFixed(2)}× the latency` : `${(c / ours).toFixed(2)}× the speed`;
     console.log(`| ${label[kind]} | ${rate(kind, ours, count)} | ${rate(kind, cpython, count)} | ${rate(kind, c, count)} | ${vsPython} | ${vsC} |`);
   }
   if (jsonAt !== -1) writeFileSync(process.argv[jsonAt + 1], JSON.stringify(rows, null, 2));

@@ -3,8 +3,7 @@
 import { pathToFileURL } from 'node:url';
 import { Full, Process, Queue } from '../lib/index.js';
 
-export function slowConsumer(queueName: string): void {
-  const queue = Queue.open<number>(queueName, { codec: 'json' });
+export function slowConsumer(queue: Queue<number>): void {
   for (let i = 0; i < 5; i++) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
     queue.get();
@@ -12,7 +11,7 @@ export function slowConsumer(queueName: string): void {
 }
 
 export async function main(): Promise<void> {
-  const queue = new Queue<number>(2, { codec: 'json' });
+  const queue = new Queue<number>(2);
   queue.put(1);
   queue.put(2);
   try {
@@ -20,7 +19,7 @@ export async function main(): Promise<void> {
   } catch (error) {
     console.log(`put_nowait on a full queue: ${(error as Error).name} ${error instanceof Full}`);
   }
-  const consumer = new Process({ module: import.meta.url, target: slowConsumer, args: [queue.name] });
+  const consumer = new Process({ module: import.meta.url, target: slowConsumer, args: [queue] });
   consumer.start();
   const started = performance.now();
   for (let i = 3; i <= 5; i++) queue.put(i);

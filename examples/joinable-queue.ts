@@ -4,9 +4,7 @@
 import { pathToFileURL } from 'node:url';
 import { JoinableQueue, Process, Queue } from '../lib/index.js';
 
-export function worker(tasksName: string, resultsName: string): void {
-  const tasks = JoinableQueue.open<number>(tasksName, { codec: 'json' });
-  const results = Queue.open<number>(resultsName, { codec: 'json' });
+export function worker(tasks: JoinableQueue<number>, results: Queue<number>): void {
   for (;;) {
     const n = tasks.get();
     results.put(n * n);
@@ -15,9 +13,9 @@ export function worker(tasksName: string, resultsName: string): void {
 }
 
 export async function main(): Promise<void> {
-  const tasks = new JoinableQueue<number>(0, { codec: 'json' });
-  const results = new Queue<number>(0, { codec: 'json' });
-  for (let i = 0; i < 4; i++) new Process({ module: import.meta.url, target: worker, args: [tasks.name, results.name], daemon: true }).start();
+  const tasks = new JoinableQueue<number>();
+  const results = new Queue<number>();
+  for (let i = 0; i < 4; i++) new Process({ module: import.meta.url, target: worker, args: [tasks, results], daemon: true }).start();
   for (let n = 1; n <= 20; n++) tasks.put(n);
   await tasks.joinAsync();
   let sum = 0;

@@ -4,16 +4,15 @@
 import { pathToFileURL } from 'node:url';
 import { Process, Queue } from '../lib/index.js';
 
-export function consumer(queueName: string, label: string): void {
-  const queue = Queue.open<number | null>(queueName, { codec: 'json' });
+export function consumer(queue: Queue<number | null>, label: string): void {
   let total = 0;
   for (let item = queue.get(); item !== null; item = queue.get()) total += item;
   console.log(`${label} ${total}`);
 }
 
 export async function main(): Promise<void> {
-  const queue = new Queue<number | null>(0, { codec: 'json' });
-  const consumers = ['a', 'b'].map((label) => new Process({ module: import.meta.url, target: consumer, args: [queue.name, label] }));
+  const queue = new Queue<number | null>();
+  const consumers = ['a', 'b'].map((label) => new Process({ module: import.meta.url, target: consumer, args: [queue, label] }));
   for (const p of consumers) p.start();
   for (let i = 1; i <= 100; i++) queue.put(i);
   for (const _ of consumers) queue.put(null);

@@ -2,26 +2,23 @@
 import { pathToFileURL } from 'node:url';
 import { Process, Queue } from '../lib/index.js';
 
-export function producer(queueName: string, from: number): void {
-  const queue = Queue.open<number>(queueName, { codec: 'json' });
+export function producer(queue: Queue<number>, from: number): void {
   for (let i = from; i < from + 500; i++) queue.put(i);
   queue.close();
   queue.join_thread();
 }
 
-export function consumer(queueName: string, resultsName: string): void {
-  const queue = Queue.open<number | null>(queueName, { codec: 'json' });
-  const results = Queue.open<number[]>(resultsName, { codec: 'json' });
+export function consumer(queue: Queue<number | null>, results: Queue<number[]>): void {
   const seen: number[] = [];
   for (let item = queue.get(); item !== null; item = queue.get()) seen.push(item);
   results.put(seen);
 }
 
 export async function main(): Promise<void> {
-  const queue = new Queue<number | null>(0, { codec: 'json' });
-  const results = new Queue<number[]>(0, { codec: 'json' });
-  const producers = [0, 500].map((from) => new Process({ module: import.meta.url, target: producer, args: [queue.name, from] }));
-  const consumers = [0, 1].map(() => new Process({ module: import.meta.url, target: consumer, args: [queue.name, results.name] }));
+  const queue = new Queue<number | null>();
+  const results = new Queue<number[]>();
+  const producers = [0, 500].map((from) => new Process({ module: import.meta.url, target: producer, args: [queue, from] }));
+  const consumers = [0, 1].map(() => new Process({ module: import.meta.url, target: consumer, args: [queue, results] }));
   for (const p of [...producers, ...consumers]) p.start();
   for (const p of producers) await p.joinAsync();
   queue.put(null);

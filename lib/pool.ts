@@ -675,8 +675,9 @@ class Engine {
         return;
       }
       const ready = native.poll(workers.map((w) => w.fd), workers.map((w) => READABLE | (w.outbox.length > 0 ? WRITABLE : 0)), left);
+      // Serving one worker may retire others (a broken pool closes them all): skip those.
       for (let i = 0; i < workers.length; i++) {
-        if (ready[i] !== 0) this.#serve(workers[i], ready[i]);
+        if (ready[i] !== 0 && workers[i].alive) this.#serve(workers[i], ready[i]);
       }
       if (left === 0) return;
     }
@@ -727,7 +728,7 @@ class Engine {
 
   #serve(worker: WorkerHandle, events: number): void {
     if (events & WRITABLE) this.#flush(worker);
-    if (events & ~WRITABLE) this.#read(worker);
+    if (events & ~WRITABLE && worker.alive) this.#read(worker);
   }
 
   #read(worker: WorkerHandle): void {
@@ -742,7 +743,10 @@ class Engine {
       }
       if (n === 0) return this.#died(worker);
       const frames = worker.reader.push(Buffer.from(this.#readBuffer.subarray(0, n)));
-      for (const data of frames) this.#result(worker, decodeResult(data));
+      for (const data of frames) {
+        this.#result(worker, decodeResult(data));
+        if (!worker.alive) return; // a result broke the pool and closed this worker
+      }
       if (n < this.#readBuffer.length) return;
     }
   }

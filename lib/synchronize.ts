@@ -465,8 +465,10 @@ abstract class MutexBase extends AcquirableObject {
         let woken: boolean;
         try {
           woken = await this.#wake.acquireAsync({ timeout: Math.min(left, OWNER_CHECK_SECONDS), signal: waiter.stop.signal });
-        } catch {
-          continue;  // the waiter left, or the handle closed: seen at the top
+        } catch (error) {
+          // The waiter left, or the handle closed (both seen at the top); anything else is the waiter's error.
+          if (!waiter.done && !this.closed) waiter.settle(error as Error);
+          continue;
         }
         // A wake-up that came for a waiter who left meanwhile belongs to another sleeper.
         if (woken && waiter.done && !this.closed) this.#wake.release();

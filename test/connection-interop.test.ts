@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Client, ClientAsync, Listener, authenticateClient, authenticateClientAsync, type Address } from '../lib/connection.js';
+import { Client, ClientAsync, Listener, Pipe, authenticateClient, authenticateClientAsync, type Address } from '../lib/connection.js';
 import { AuthenticationError, ValueError } from '../lib/errors.js';
 import { finished } from './helpers.js';
 
@@ -161,6 +161,36 @@ with Client(${pyAddress(listener.address)}, authkey=b'secret key') as conn:
   server.close();
   client.close();
   assert.throws(() => authenticateClient(server, 'key' as never), { message: "Authkey must be bytes, not <class 'str'>" });
+});
+
+test('a CPython process at the other end of a Pipe: both directions, one-way and duplex', async () => {
+  for (const duplex of [false, true]) {
+    const [mine, theirs] = Pipe(duplex);
+    const peer = spawn('python3', ['-c', `
+from multiprocessing.connection import Connection
+conn = Connection(3, readable=${duplex ? 'True' : 'False'})
+conn.send({'hello': ('from', 'python'), 'n': 1 << 40})
+conn.send_bytes(b'raw')
+if conn.readable:
+    conn.send(['echo', conn.recv()])
+conn.close()
+`], { stdio: ['ignore', 'pipe', 'pipe', theirs.fileno()] });
+    theirs.close();
+    const done = finished(peer);
+    const greeting = await mine.recvAsync<Map<string, unknown>>();
+    assert.deepEqual([...greeting.get('hello') as string[]], ['from', 'python']);
+    assert.equal(greeting.get('n'), 2 ** 40);
+    assert.deepEqual(await mine.recvBytesAsync(), Buffer.from('raw'));
+    if (duplex) {
+      mine.send({ from: 'node' });
+      const [tag, echoed] = await mine.recvAsync<[string, Map<string, string>]>();
+      assert.deepEqual([tag, echoed.get('from')], ['echo', 'node']);
+    }
+    await assert.rejects(mine.recvAsync(), { name: 'EOFError' });
+    mine.close();
+    const { code, stderr } = await done;
+    assert.equal(code, 0, stderr);
+  }
 });
 
 for (const python of pythons) {

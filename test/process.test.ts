@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { deserialize } from 'node:v8';
 import {
-  AssertionError, Process, ValueError, active_children, cpu_count, current_process, parent_process,
+  AssertionError, Event, JoinableQueue, Lock, Pipe, Process, Queue, Value, ValueError, active_children, cpu_count,
+  current_process, parent_process,
 } from '../lib/index.js';
 import { finished } from './helpers.js';
 
@@ -79,6 +80,32 @@ test('a target gets its arguments and knows itself and its parent', (t) => {
   p.close();
 });
 
+test('pipe ends, queues, locks, values and events in args arrive working', async (t) => {
+  const [here, there] = Pipe();
+  const q = new Queue();
+  const jq = new JoinableQueue<number>();
+  const lock = new Lock();
+  const v = new Value('i', 1);
+  const ev = new Event();
+  t.after(() => {
+    here.close();
+    q.close();
+    jq.close();
+  });
+  const p = new Process({ module: targets, target: 'useShared', args: [there, q, jq, lock, v, ev] });
+  p.start();
+  there.close();
+  jq.put(41);
+  assert.deepEqual(here.recv(), ['hello', p.pid]);
+  here.send('echo');
+  assert.equal(await q.getAsync({ timeout: 30 }), 'echo');
+  assert.equal(await ev.waitAsync({ timeout: 30 }), true);
+  await jq.joinAsync();
+  await p.joinAsync();
+  assert.equal(p.exitcode, 0);
+  assert.equal(v.value, 42);
+});
+
 test('the target may be given as the exported function, and names nest as Python does', async (t) => {
   const file = tempFile(t);
   const { nested } = await import(targets.href);
@@ -137,7 +164,7 @@ test('join(timeout) waits at most timeout seconds and blocks the thread', (t) =>
   const start = performance.now();
   p.join(0.1);
   const waited = performance.now() - start;
-  assert.ok(waited >= 95 && waited < 250, `join(0.1) took ${waited} ms`);
+  assert.ok(waited >= 95 && waited < 1000, `join(0.1) took ${waited} ms`);
   assert.equal(p.exitcode, null);
   p.join();
   assert.equal(p.exitcode, 0);

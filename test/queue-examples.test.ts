@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { finished } from './helpers.js';
 
@@ -20,6 +21,10 @@ for (const [example, output] of Object.entries(expected)) {
     clearTimeout(timer);
     assert.equal(code, 0, stderr);
     assert.match(stdout.trim(), output);
+    // Its anonymous queues (handed to children, so left to the resource tracker) go with it.
+    const left = () => readdirSync('/dev/shm').filter((file) => file.includes(`pmp-${child.pid}-`));
+    for (let waited = 0; left().length > 0 && waited < 3000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(left(), []);
     if (example === 'producer-consumer') {
       const totals = [...stdout.matchAll(/^[ab] (\d+)$/gm)].map((m) => Number(m[1]));
       assert.equal(totals.reduce((a, b) => a + b), 5050);

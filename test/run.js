@@ -18,8 +18,14 @@ const names = (objects) => [
 const before = listKernelObjects();
 const existing = new Set(names(before));
 const run = spawnSync(process.execPath, ['--test', '--test-timeout=120000', ...files], { stdio: 'inherit' });
-const after = listKernelObjects();
-const leaked = names(after).filter((name) => !existing.has(name));
+// Resource trackers unlink a dead creator's objects just after it exits: give them a moment.
+let after = listKernelObjects();
+let leaked = names(after).filter((name) => !existing.has(name));
+for (const deadline = Date.now() + 3000; leaked.length > 0 && Date.now() < deadline;) {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  after = listKernelObjects();
+  leaked = names(after).filter((name) => !existing.has(name));
+}
 
 if (after.queues === null) console.log('# leak check: the queue namespace could not be read (no mqueue filesystem; mount one at /dev/mqueue to check queues)');
 if (leaked.length > 0) {

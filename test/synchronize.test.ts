@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { inspect } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import {
-  AssertionError, Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, RLock, Semaphore, ValueError,
+  AssertionError, Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, Process, RLock, Semaphore, ValueError,
 } from '../lib/index.js';
 import { SharedMemorySegment } from '../lib/posix.js';
 import { dumps, loads } from '../lib/pickle.js';
@@ -553,6 +553,25 @@ test('pickled objects reopen in a child process: it holds the lock, releases the
   assert.equal(lock.acquire(true, 2), true);
   assert.equal(lock.ownerDied, true);
   lock.release();
+});
+
+test('a Lock, a Barrier and an Event handed to Process children work there', async (t) => {
+  const targets = new URL('./fixtures/sync-targets.js', import.meta.url);
+  const lock = anonymous(t, new Lock());
+  const counter = sharedWords(t, 1);
+  counter.words[0] = 1000;
+  const decrementers = Array.from({ length: 10 }, () => new Process({ module: targets, target: 'decrementUnder', args: [lock, counter.name, 100] }));
+  for (const p of decrementers) p.start();
+  for (const p of decrementers) await p.joinAsync();
+  assert.deepEqual(decrementers.map((p) => p.exitcode), Array.from({ length: 10 }, () => 0));
+  assert.equal(counter.words[0], 0);
+  const barrier = anonymous(t, new Barrier(3));
+  const event = anonymous(t, new Event());
+  const parties = Array.from({ length: 3 }, () => new Process({ module: targets, target: 'meetThenSignal', args: [barrier, event] }));
+  for (const p of parties) p.start();
+  assert.equal(await event.waitAsync({ timeout: 20 }), true);
+  for (const p of parties) await p.joinAsync();
+  assert.deepEqual(parties.map((p) => p.exitcode), [0, 0, 0]);
 });
 
 test('objects cross to other processes as a reduction naming them; anonymous ones vanish when closed', (t) => {

@@ -178,6 +178,16 @@ class Unpickler {
     if (value === undefined) this.fail(`Memo value not found at index ${index}`);
     this.stack.push(value);
   }
+  /** Pushes a value, taking a MEMOIZE right behind it in the same step (protocol 4 writes one after nearly every value). */
+  pushMemoized(value: unknown): void {
+    this.stack.push(value);
+    if (this.pos < this.end && this.buf[this.pos] === 0x94) {
+      this.pos++;
+      const index = this.memoLength;
+      if (this.memo[index] === undefined) this.memoLength++;
+      this.memo[index] = value;
+    }
+  }
   memoPut(index: number): void {
     if (this.memo[index] === undefined) this.memoLength++;
     this.memo[index] = this.top();
@@ -394,8 +404,9 @@ class Unpickler {
             this.need(1);
             const n = this.buf[this.pos++];
             this.need(n);
-            this.stack.push(this.text(this.pos, n));
+            const value = this.text(this.pos, n);
             this.pos += n;
+            this.pushMemoized(value);
             break;
           }
           case 0x58: { // BINUNICODE
@@ -460,8 +471,8 @@ class Unpickler {
             break;
           }
           // ---- containers
-          case 0x5d: this.stack.push([]); break; // EMPTY_LIST
-          case 0x7d: this.stack.push(new Dict()); break; // EMPTY_DICT
+          case 0x5d: this.pushMemoized([]); break; // EMPTY_LIST
+          case 0x7d: this.pushMemoized(new Dict()); break; // EMPTY_DICT
           case 0x29: this.stack.push(new Tuple()); break; // EMPTY_TUPLE
           case 0x8f: this.stack.push(new Set()); break; // EMPTY_SET
           case 0x6c: this.stack.push(this.splice(this.popMark())); break; // LIST

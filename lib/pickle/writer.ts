@@ -296,7 +296,7 @@ class Pickler {
         this.pos += 5;
         return;
       }
-      if (Number.isSafeInteger(value)) return this.saveBigInt(BigInt(value));
+      if (Number.isSafeInteger(value)) return this.saveSafeLong(value);
     }
     this.saveFloat(value);
   }
@@ -306,6 +306,19 @@ class Pickler {
     this.buf[this.pos] = 0x47; // BINFLOAT
     this.buf.writeDoubleBE(value, this.pos + 1);
     this.pos += 9;
+  }
+
+  /** LONG1 for an integer beyond int32 but within 2^53: the minimal two's complement bytes, as CPython writes, without BigInt. */
+  saveSafeLong(value: number): void {
+    let size = 5;
+    while (value < -(2 ** (8 * size - 1)) || value >= 2 ** (8 * size - 1)) size++;
+    if (this.pos + 10 > this.buf.length) this.grow(10);
+    this.buf[this.pos] = 0x8a; // LONG1
+    this.buf[this.pos + 1] = size;
+    // ToUint32 is the value modulo 2^32; the floor division keeps the sign in the high word.
+    this.buf.writeUInt32LE(value >>> 0, this.pos + 2);
+    this.buf.writeInt32LE(Math.floor(value / 2 ** 32), this.pos + 6);
+    this.pos += 2 + size;
   }
 
   saveBigInt(value: bigint): void {
