@@ -1,4 +1,8 @@
 // posix-multiprocessing: Python's multiprocessing surface.
+/**
+ * Python's multiprocessing: processes, pools, queues, locks, connections, shared memory and managers.
+ * @module posix-multiprocessing
+ */
 export * from './errors.js';
 export { Queue, SimpleQueue, JoinableQueue, MAX_BATCH, type QueueOptions, type OpenOptions, type Codec, type CodecName } from './queues.js';
 export { Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, type SyncOptions, type Held, type WaitOptions } from './synchronize.js';

@@ -1,4 +1,8 @@
 // posix-multiprocessing/pickle: CPython-compatible pickle.
+/**
+ * CPython's pickle: dumps/loads byte-compatible with CPython 3.11, Python's types, registered classes.
+ * @module posix-multiprocessing/pickle
+ */
 export { PickleError, PicklingError, UnpicklingError } from './errors.js';
 export { dumps, type DumpsOptions } from './pickle/writer.js';
 export { loads, type LoadsOptions } from './pickle/reader.js';

@@ -1,4 +1,8 @@
 // posix-multiprocessing/posix: the kernel objects, thin and by name.
+/**
+ * The kernel objects themselves, by name: message queues, named semaphores, shared memory segments, limits.
+ * @module posix-multiprocessing/posix
+ */
 export { listKernelObjects, type KernelObjects } from './posix/inventory.js';
 export { MessageQueue, type MessageQueueOptions, type SendOptions, type Message, type MessageData } from './posix/mqueue.js';
 export { mqueueSetting, queueBytes } from './posix/limits.js';
