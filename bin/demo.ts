@@ -7,23 +7,23 @@ import { JoinableQueue, Process, Queue } from '../lib/index.js';
 const SHOWN_PER_PRODUCER = 4;
 const BULK_PER_PRODUCER = 25_000;
 
-/** [producer, n, print it]; null is the sentinel that stops a consumer. */
-type Job = [from: string, n: number, show: boolean] | null;
+/** A job (a plain object crosses as a dict of str keys); null is the sentinel that stops a consumer. */
+type Job = { from: string; n: number; show: boolean } | null;
 /** [consumer, jobs handled] */
 type Tally = [consumer: string, handled: number];
 
 export function producer(jobs: JoinableQueue<Job>, name: string): void {
   for (let n = 0; n < SHOWN_PER_PRODUCER; n++) {
     console.log(`${name} put job ${n}`);
-    jobs.put([name, n, true]);
+    jobs.put({ from: name, n, show: true });
   }
-  for (let n = SHOWN_PER_PRODUCER; n < SHOWN_PER_PRODUCER + BULK_PER_PRODUCER; n++) jobs.put([name, n, false]);
+  for (let n = SHOWN_PER_PRODUCER; n < SHOWN_PER_PRODUCER + BULK_PER_PRODUCER; n++) jobs.put({ from: name, n, show: false });
 }
 
 export function consumer(jobs: JoinableQueue<Job>, tallies: Queue<Tally>, name: string): void {
   let handled = 0;
   for (let job = jobs.get(); job !== null; job = jobs.get()) {
-    const [from, n, show] = job;
+    const { from, n, show } = job;
     handled++;
     if (show) console.log(`  ${name} got job ${n} from ${from}: ${n}² = ${n * n}`);
     jobs.task_done();
