@@ -316,7 +316,10 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     this.#items.close();
     this.#slots?.close();
     this.closeExtra();
-    if (this.#anonymous && !this.#shared) this.#unlinkAll();
+    if (this.#unreachable()) {
+      discardHandOffs(this.name);
+      this.#unlinkAll();
+    }
     if (!this.#feeder || this.#feeder.pending === 0) feeding.delete(this as Queue<unknown>);
   }
 
@@ -398,9 +401,15 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     return !this.#joinCancelled && !(this.#anonymous && !this.#shared);
   }
 
+  /** Closed, anonymous and never handed to another process: nobody can ever get what is in it. */
+  #unreachable(): boolean {
+    return this.#closed && this.#anonymous && !this.#shared;
+  }
+
   /** Once every frame reached the kernel queue, its hand-off segments belong to the queue, not to this process. */
   #flushed(everything: boolean): void {
-    if (!everything) return;
+    // Delivered to a queue nobody can read any more, a segment stays this process's, for the tracker to remove.
+    if (!everything || this.#unreachable()) return;
     for (const name of this.#handOffsInFlight.splice(0)) untrack('shm', name);
   }
 
@@ -594,6 +603,39 @@ function takeHandOff(frame: Buffer, into: Buffer | null): Buffer {
     return bytes;
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Takes the messages left in the kernel queue `name` and removes the
+ * hand-off segments they name: called for a queue nobody can read any more,
+ * whose segments would otherwise stay in /dev/shm until reboot.
+ */
+export function discardHandOffs(name: string): void {
+  let kernel: MessageQueue;
+  try {
+    kernel = new MessageQueue(name);
+  } catch (error) {
+    if (isOSError(error, 'ENOENT')) return;
+    throw error;
+  }
+  try {
+    for (;;) {
+      let message: Buffer;
+      try {
+        message = kernel.receive({ timeout: 0 }).data;
+      } catch (error) {
+        if (isOSError(error, 'EAGAIN')) return;
+        throw error;
+      }
+      const segment = message[0] === HANDOFF ? message.subarray(HANDOFF_HEADER).toString() : '';
+      // Only our own names: a 'raw' queue's message may start with the same byte.
+      if (/^\/pmp-\d+-\w+$/.test(segment)) {
+        try { SharedMemorySegment.unlink(segment); } catch { /* already taken */ }
+      }
+    }
+  } finally {
+    kernel.close();
   }
 }
 

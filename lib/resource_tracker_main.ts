@@ -2,13 +2,18 @@
 // "-[kind, name]" lines from its creator; at end of input unlinks what is left.
 import { createInterface } from 'node:readline';
 import { MessageQueue } from './posix/mqueue.js';
+import { discardHandOffs } from './queues.js';
 import { NamedSemaphore } from './posix/semaphore.js';
 import { SharedMemorySegment } from './posix/shm.js';
 import { isOSError } from './errors.js';
 import type { ResourceKind } from './resource_tracker.js';
 
 const unlinkers: Record<ResourceKind, (name: string) => void> = {
-  queue: (name) => MessageQueue.unlink(name),
+  // The creator is gone: large objects still waiting in its queue go with it.
+  queue: (name) => {
+    discardHandOffs(name);
+    MessageQueue.unlink(name);
+  },
   semaphore: (name) => NamedSemaphore.unlink(name),
   shm: (name) => SharedMemorySegment.unlink(name),
 };

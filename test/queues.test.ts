@@ -185,14 +185,22 @@ test('getAsync, putAsync and for await', async (t) => {
   assert.deepEqual(seen, [2, 3]);
 });
 
+/** The shared memory segments process `pid` created (hand-offs are named /pmp-PID-...). */
+function segmentsOf(pid: number): string[] {
+  return readdirSync('/dev/shm').filter((file) => file.startsWith(`pmp-${pid}-`));
+}
+
 test('an anonymous queue closed by its creator leaves no kernel object behind', () => {
   for (let i = 0; i < 30; i++) {
     const queue = new JoinableQueue<number>(2, { codec });
     queue.put(i);
     assert.equal(queue.get(), i);
     queue.task_done();
+    queue.put(i);
+    queue.put(Buffer.alloc(100_000, i) as unknown as number); // a large object left in it: its segment goes too
     queue.close();
     assert.throws(() => new MessageQueue(queue.name), { code: 'ENOENT' });
+    assert.deepEqual(segmentsOf(process.pid), []);
     assert.equal(existsSync(`/dev/shm/sem${queue.name.replace('/', '.')}.items`), false);
   }
 });
@@ -290,6 +298,7 @@ test('the kernel objects of an anonymous queue disappear within a second of its 
   const code = `import(${JSON.stringify(new URL('../lib/queues.js', import.meta.url).href)}).then(({ JoinableQueue }) => {
     const queue = new JoinableQueue(0, { codec: 'json' });
     queue.put('held');
+    queue.put('x'.repeat(100000));
     console.log(queue.name);
     setInterval(() => {}, 1000);
   });`;
@@ -297,6 +306,7 @@ test('the kernel objects of an anonymous queue disappear within a second of its 
   const name = await new Promise<string>((resolve) => child.stdout.once('data', (chunk) => resolve(String(chunk).trim())));
   const semaphores = ['items', 'unfinished'].map((suffix) => `/dev/shm/sem.${name.slice(1)}.${suffix}`);
   assert.ok(semaphores.every((file) => existsSync(file)));
+  assert.equal(segmentsOf(child.pid!).length, 1, 'the large object waits in a shared memory segment');
   child.kill('SIGKILL');
   await finished(child);
   const deadline = Date.now() + 1000;
@@ -310,6 +320,7 @@ test('the kernel objects of an anonymous queue disappear within a second of its 
     }
   }
   assert.ok(gone, `${name} or its semaphores still exist a second after its creator was killed`);
+  assert.deepEqual(segmentsOf(child.pid!), [], 'the segment of the large object left in the queue went with it');
 });
 
 test("the 'raw' codec talks to a foreign process: one kernel message per Buffer, no framing", (t) => {
