@@ -2,12 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Empty, Full, JoinableQueue, Queue, SimpleQueue, ValueError } from '../lib/index.js';
 import { MessageQueue } from '../lib/posix.js';
 import { finished, python, testName } from './helpers.js';
+import { digest, producedObjects } from './fixtures/queue-objects.js';
 
 const peer = fileURLToPath(new URL('./fixtures/queue-peer.js', import.meta.url));
 const codec = 'v8';
@@ -347,25 +347,22 @@ rt.mq_send(mqd, b'\\x00from python', 12, 0)
   assert.deepEqual(queue.get(true, 5), Buffer.from('\0from python'));
 });
 
-/** The digests of what `produce <seed>` puts, in order (the same generator as the fixture). */
-function producedDigests(seed: number, count: number, maxSize: number, exponent: number): string[] {
-  let state = seed;
-  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  return Array.from({ length: count }, (_, i) => createHash('sha256').update(Buffer.alloc(Math.floor(random() ** exponent * maxSize), (seed + i) % 256)).digest('hex'));
-}
+/** The digests of what `produce <seed>` puts, in order. */
+const producedDigests = (...args: Parameters<typeof producedObjects>): string[] => Array.from(producedObjects(...args), digest);
 
-test('4 producers, 4 consumers, objects of 0 B to 4 MiB: each arrives once, intact', async (t) => {
+test('4 producers, 4 consumers, 250 000 objects of 0 B to 4 MiB: each arrives once, intact', async (t) => {
   const jobs = namedQueue(t, (name) => new Queue<Buffer | null>(0, { name, codec, batch: true }));
   const consumers = Array.from({ length: 4 }, () => run('consume', jobs.name, '0'));
-  const producers = [1, 2, 3, 4].map((seed) => run('produce', jobs.name, String(seed), '150', String(4 << 20), '6'));
+  const producers = [1, 2, 3, 4].map((seed) => run('produce', jobs.name, String(seed), '62500', String(4 << 20), 'mixed'));
   const produced = await Promise.all(producers.map((p) => p.result));
   for (const { code, stderr } of produced) assert.equal(code, 0, stderr);
   await stopConsumers(jobs, 4);
   const consumed = await Promise.all(consumers.map((c) => c.result));
   for (const { code, stderr } of consumed) assert.equal(code, 0, stderr);
   const sent = produced.flatMap((r) => r.json.digests as string[]).sort();
+  assert.equal(sent.length, 250_000);
   assert.deepEqual(consumed.flatMap((r) => r.json.digests as string[]).sort(), sent);
-  assert.deepEqual(sent, [1, 2, 3, 4].flatMap((seed) => producedDigests(seed, 150, 4 << 20, 6)).sort());
+  assert.deepEqual(sent, [1, 2, 3, 4].flatMap((seed) => producedDigests(seed, 62500, 4 << 20, 'mixed')).sort());
 });
 
 test('a producer SIGKILLed mid-stream: consumers get only whole objects, each once, and go on', async (t) => {
