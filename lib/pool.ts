@@ -6,8 +6,6 @@
 // A task is sent ahead to a worker only as far as its recent tasks were
 // short, and a worker that dies fails the task it was running (which CPython
 // would wait for forever) and is replaced; its other tasks go to the others.
-import * as fs from 'node:fs';
-import * as net from 'node:net';
 import { inspect } from 'node:util';
 import { frameHeader } from './connection.js';
 import * as errors from './errors.js';
@@ -15,13 +13,14 @@ import { ProcessError, TimeoutError, ValueError, isOSError } from './errors.js';
 import { reduceSymbol } from './reduction.js';
 import { READABLE, WRITABLE, binding, type FdPoller, type PollerBinding } from './native.js';
 import {
-  FrameReader, Process, closeChannel, cpu_count, exportedFunction, formatException, moduleSpecifier, native,
-  parentChannel, targetName, waitOptions, wakeable, withKeywords, type Target,
+  Process, closeChannel, cpu_count, exportedFunction, formatException, moduleSpecifier, native,
+  parentChannel, parseHeader, targetName, waitOptions, wakeable, withKeywords, type Target,
 } from './process.js';
 import { deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 import { dumps, loads } from './pickle.js';
 
 const { FdPoller: Poller } = binding<PollerBinding>();
+const sys = native.socket;
 
 /** The remote traceback of a task's exception: the `cause` of the error get() re-throws. */
 export class RemoteTraceback extends Error {
@@ -70,7 +69,7 @@ export function rebuildException([name, message, stack, extra]: ExceptionRecord)
 }
 
 // ---------------------------------------------------------------------------
-// The worker side
+// Messages between the pool and its workers
 
 const enum Kind { Apply, Map, Starmap, Stop }
 const enum Outcome { Value, Exception, Thrown, InitFailed }
@@ -82,116 +81,262 @@ type ResultMessage = [job: number, index: number, outcome: Outcome, value: unkno
 //   task:   u8 kind, u32 job, u32 index, u8 format, u16 length + name of the function, payload
 //   result: u8 outcome, u32 job, u32 index, u8 format, payload
 // The payload is a pickle, or, for a list of plain numbers (map's usual
-// chunk and result), their float64s in this machine's byte order: a number
-// comes back the same number as through a pickle, without the per-item
-// opcodes on either side.
+// chunk and result), their float64s, little-endian: a number comes back the
+// same number as through a pickle, without the per-item opcodes on either side.
 const enum Format { Pickle, Numbers }
 
-/** A worker's map results while they are all numbers: already float64s, ready to send. */
+/** A map task's items: a range of the input, copied into a list only to be pickled. */
+class Chunk {
+  constructor(readonly items: readonly unknown[], readonly start: number, readonly end: number) {}
+
+  list(): unknown[] {
+    return this.items.slice(this.start, this.end);
+  }
+}
+
+/** A worker's map results while they are all numbers. */
 class NumberResults {
   constructor(readonly floats: Float64Array) {}
 }
 
-function isNumberList(value: unknown): value is number[] {
-  if (!globalThis.Array.isArray(value) || Object.getPrototypeOf(value) !== globalThis.Array.prototype) return false;
-  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'number') return false;
+function allNumbers(items: ArrayLike<unknown>, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (typeof items[i] !== 'number') return false;
   return true;
 }
 
-function message(kind: number, job: number, index: number, fn: string, value: unknown): Buffer {
-  const numbers = value instanceof NumberResults ? value.floats : isNumberList(value) ? value : null;
+function isNumberList(value: unknown): value is number[] {
+  return globalThis.Array.isArray(value) && Object.getPrototypeOf(value) === globalThis.Array.prototype && allNumbers(value, 0, value.length);
+}
+
+/** Appends a message to the channel's output; throws, having appended nothing, when its value cannot be pickled. */
+function writeMessage(channel: Channel, kind: number, job: number, index: number, fn: string, value: unknown): void {
+  let numbers: ArrayLike<number> | null = null;
+  let start = 0;
+  let end = 0;
+  if (value instanceof NumberResults) {
+    numbers = value.floats;
+    end = numbers.length;
+  } else if (value instanceof Chunk) {
+    if (allNumbers(value.items, value.start, value.end)) {
+      numbers = value.items as readonly number[];
+      ({ start, end } = value);
+    } else {
+      value = value.list();
+    }
+  } else if (isNumberList(value)) {
+    numbers = value;
+    end = value.length;
+  }
   const pickle = numbers === null ? dumps(value) : null;
-  const payloadLength = numbers !== null ? 8 * numbers.length : (pickle as Uint8Array).length;
-  const name = fn === '' ? null : Buffer.from(fn);
-  const envelope = 10 + (name === null ? 0 : 2 + name.length);
+  const nameLength = fn === '' ? 0 : Buffer.byteLength(fn);
+  const envelope = 10 + (fn === '' ? 0 : 2 + nameLength);
+  const payloadLength = pickle !== null ? pickle.length : 8 * (end - start);
   const header = frameHeader(envelope + payloadLength);
-  const start = header.length + envelope;
-  // The float64s start 8-aligned, so they are written (and read back here) through a Float64Array.
-  const slack = Buffer.allocUnsafe(start + payloadLength + (numbers !== null ? 7 : 0));
-  const skip = numbers !== null ? (8 - (slack.byteOffset + start) % 8) % 8 : 0;
-  const data = numbers === null ? slack : slack.subarray(skip, skip + start + payloadLength);
-  data.set(header, 0);
-  let at = data.writeUInt8(kind, header.length);
-  at = data.writeUInt32BE(job, at);
-  at = data.writeUInt32BE(index, at);
-  at = data.writeUInt8(numbers !== null ? Format.Numbers : Format.Pickle, at);
-  if (name !== null) {
-    at = data.writeUInt16BE(name.length, at);
-    at += name.copy(data, at);
+  const at = channel.reserve(header.length + envelope + payloadLength);
+  const data = channel.output;
+  data.set(header, at);
+  let offset = data.writeUInt8(kind, at + header.length);
+  offset = data.writeUInt32BE(job, offset);
+  offset = data.writeUInt32BE(index, offset);
+  offset = data.writeUInt8(numbers !== null ? Format.Numbers : Format.Pickle, offset);
+  if (fn !== '') {
+    offset = data.writeUInt16BE(nameLength, offset);
+    offset += data.write(fn, offset, 'utf8');
   }
   if (pickle !== null) {
-    data.set(pickle, at);
+    data.set(pickle, offset);
   } else {
-    const floats = new Float64Array(data.buffer, data.byteOffset + at, (numbers as ArrayLike<number>).length);
-    if (numbers instanceof Float64Array) floats.set(numbers);
-    else writeFloats(floats, numbers as number[]);
+    const floats = new DataView(data.buffer, data.byteOffset + offset, payloadLength);
+    for (let i = start; i < end; i++) floats.setFloat64(8 * (i - start), (numbers as ArrayLike<number>)[i], true);
   }
-  return data;
 }
 
-/** An element loop: TypedArray.prototype.set from an Array is many times slower in V8. */
-function writeFloats(floats: Float64Array, numbers: number[]): void {
-  for (let i = 0; i < numbers.length; i++) floats[i] = numbers[i];
-}
-
-/** The value of a payload; a list of numbers stays a Float64Array (a map chunk, only indexed by the worker). */
-function payload(format: Format, bytes: Buffer): unknown {
-  if (format === Format.Pickle) return loads(bytes);
-  return bytes.byteOffset % 8 === 0 ? new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8)
-    : new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-}
-
-function numberList(floats: Float64Array): number[] {
-  const list = new globalThis.Array<number>(floats.length);
-  for (let i = 0; i < floats.length; i++) list[i] = floats[i];
+function numberList(bytes: Buffer): number[] {
+  const floats = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const list = new globalThis.Array<number>(bytes.length / 8);
+  for (let i = 0; i < list.length; i++) list[i] = floats.getFloat64(8 * i, true);
   return list;
 }
 
-function encodeTask([job, index, fn, kind, value]: TaskMessage): Buffer {
-  return message(kind, job, index, fn, value);
+/** Float64Arrays kept from task to task: a fresh one for each chunk would cost its page faults. */
+class Floats {
+  #array = new Float64Array(0);
+
+  /** `count` float64s, overwritten by the next take(). */
+  take(count: number): Float64Array {
+    if (count > KEPT_BYTES / 8) return new Float64Array(count);
+    if (this.#array.length < count) this.#array = new Float64Array(Math.max(count, 2 * this.#array.length));
+    return this.#array.subarray(0, count);
+  }
 }
 
-const STOP = message(Kind.Stop, 0, 0, '', null);
+const taskItems = new Floats();
+const taskResults = new Floats();
 
+/** A task for this worker; a chunk of numbers is a Float64Array (only indexed), valid until the next task. */
 function decodeTask(data: Buffer): TaskMessage {
   const kind = data.readUInt8(0) as Kind;
   if (kind === Kind.Stop) return [0, 0, '', kind, null];
   const length = data.readUInt16BE(10);
-  return [data.readUInt32BE(1), data.readUInt32BE(5), data.toString('utf8', 12, 12 + length), kind, payload(data.readUInt8(9), data.subarray(12 + length))];
+  const body = data.subarray(12 + length);
+  let payload: unknown;
+  if (data.readUInt8(9) === Format.Pickle) {
+    payload = loads(body);
+  } else {
+    const floats = new DataView(body.buffer, body.byteOffset, body.length);
+    const items = taskItems.take(body.length / 8);
+    for (let i = 0; i < items.length; i++) items[i] = floats.getFloat64(8 * i, true);
+    payload = items;
+  }
+  return [data.readUInt32BE(1), data.readUInt32BE(5), data.toString('utf8', 12, 12 + length), kind, payload];
 }
 
-/** A result; one that cannot be pickled becomes a MaybeEncodingError, as in CPython. */
-function encodeResult([job, index, outcome, value]: ResultMessage): Buffer {
+/** Appends a result; one that cannot be pickled becomes a MaybeEncodingError, as in CPython. */
+function writeResult(channel: Channel, [job, index, outcome, value]: ResultMessage): void {
   try {
-    return message(outcome, job, index, '', value);
+    writeMessage(channel, outcome, job, index, '', value);
   } catch (error) {
     const reason = outcome === Outcome.Exception ? (value as ExceptionRecord)[1] : inspect(error);
     const failure = new MaybeEncodingError(reason, inspect(value, { depth: 1 }));
-    return message(Outcome.Exception, job, index, '', exceptionRecord(failure));
+    writeMessage(channel, Outcome.Exception, job, index, '', exceptionRecord(failure));
   }
 }
 
 function decodeResult(data: Buffer): ResultMessage {
-  const value = payload(data.readUInt8(9), data.subarray(10));
-  return [data.readUInt32BE(1), data.readUInt32BE(5), data.readUInt8(0) as Outcome, value instanceof Float64Array ? numberList(value) : value];
+  const body = data.subarray(10);
+  const value = data.readUInt8(9) === Format.Pickle ? loads(body) : numberList(body);
+  return [data.readUInt32BE(1), data.readUInt32BE(5), data.readUInt8(0) as Outcome, value];
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 }
 
+// ---------------------------------------------------------------------------
+// Channels
+
+/** A channel's buffers up to this size are kept for the next messages; larger ones are let go once empty. */
+const KEPT_BYTES = 4 << 20;
+const INITIAL_BYTES = 64 << 10;
+/** Output is sent as soon as this much waits: a large task starts (or result arrives) while the next is encoded. */
+const SEND_BYTES = 64 << 10;
+
+/**
+ * One end of a pool channel, used without blocking by the pool and by its
+ * worker alike: frames are read into, and written from, buffers kept from
+ * message to message. A busy pool then allocates nothing per message for its
+ * I/O; the page faults of fresh buffers cost more than copying the bytes.
+ */
+class Channel {
+  #input: Buffer = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+  #start = 0;
+  #end = 0;
+  #output: Buffer = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+  #sent = 0;
+  #queued = 0;
+
+  constructor(readonly fd: number) {}
+
+  /** The next whole frame received, or null: a view, valid until the next read(). */
+  frame(): Buffer | null {
+    const header = parseHeader(this.#input, this.#start, this.#end);
+    if (header === null) return null;
+    const from = this.#start + header[0];
+    if (this.#end - from < header[1]) return null;
+    this.#start = from + header[1];
+    return this.#input.subarray(from, this.#start);
+  }
+
+  /** Reads what has arrived: the number of bytes, 0 at end of file, -1 when nothing had. */
+  read(): number {
+    if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+      if (this.#input.length > KEPT_BYTES) this.#input = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+    }
+    // Room to read into, and for all of the next frame from its start.
+    const header = parseHeader(this.#input, this.#start, this.#end);
+    const frameEnd = this.#start + (header === null ? 12 : header[0] + header[1]);
+    if (this.#end === this.#input.length || frameEnd > this.#input.length) {
+      const pending = this.#end - this.#start;
+      this.#input = relocate(this.#input, this.#start, this.#end, Math.max(frameEnd - this.#start, pending + 1));
+      this.#start = 0;
+      this.#end = pending;
+    }
+    const n = sys.read(this.fd, this.#input, this.#end, this.#input.length - this.#end, 0);
+    if (n > 0) this.#end += n;
+    return n;
+  }
+
+  /** Bytes written but not sent yet. */
+  get pending(): number {
+    return this.#queued - this.#sent;
+  }
+
+  /** Where reserve()'s bytes are written. */
+  get output(): Buffer {
+    return this.#output;
+  }
+
+  /** The offset in `output` of `length` bytes to write, queued after the others. */
+  reserve(length: number): number {
+    if (this.#sent === this.#queued) {
+      this.#sent = this.#queued = 0;
+      if (this.#output.length > KEPT_BYTES) this.#output = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+    }
+    if (this.#queued + length > this.#output.length) {
+      const pending = this.pending;
+      this.#output = relocate(this.#output, this.#sent, this.#queued, pending + length);
+      this.#sent = 0;
+      this.#queued = pending;
+    }
+    const at = this.#queued;
+    this.#queued += length;
+    return at;
+  }
+
+  /** Sends what the other end has room for (`wait`: all of it); throws EPIPE or ECONNRESET when it is gone. */
+  send(wait = false): void {
+    while (this.#sent < this.#queued) {
+      const n = sys.send(this.fd, this.#output, this.#sent, this.#queued - this.#sent, wait ? -1 : 0);
+      if (n < 0) return;
+      this.#sent += n;
+    }
+  }
+}
+
+/** bytes[start, end) moved to the front of a buffer of at least `size` bytes: the same one when it is large enough. */
+function relocate(bytes: Buffer, start: number, end: number, size: number): Buffer {
+  if (size <= bytes.length) {
+    bytes.copyWithin(0, start, end);
+    return bytes;
+  }
+  let length = bytes.length;
+  while (length < size) length *= 2;
+  const grown = Buffer.allocUnsafeSlow(length);
+  bytes.copy(grown, 0, start, end);
+  return grown;
+}
+
+// ---------------------------------------------------------------------------
+// The worker
+
 /** A pool worker's main loop (the target of its Process): run tasks in order until told to stop. */
 export async function poolWorker(specifier: string | null, initializer: string | null, initargs: unknown[], maxtasks: number | null): Promise<void> {
-  const socket = new net.Socket({ fd: parentChannel(), readable: true, writable: true });
-  const send = (message: ResultMessage) => socket.write(encodeResult(message));
-  const finish = () => socket.end(() => process.exit(0));
-  socket.on('error', () => process.exit(0));  // the pool is gone
+  const channel = new Channel(parentChannel());
+  const gone = () => process.exit(0);  // the pool closed our channel, or died
+  const finish = () => {
+    try {
+      channel.send(true);
+    } finally {
+      process.exit(0);
+    }
+  };
   let mod: Record<string, unknown> = {};
   try {
     if (specifier !== null) mod = await import(specifier) as Record<string, unknown>;
     if (initializer !== null) await exportedFunction(mod, initializer, String(specifier))(...initargs);
   } catch (error) {
-    send([0, 0, Outcome.InitFailed, exceptionRecord(error instanceof Error ? error : new Error(String(error)))]);
+    writeResult(channel, [0, 0, Outcome.InitFailed, exceptionRecord(error instanceof Error ? error : new Error(String(error)))]);
     finish();
     return;
   }
@@ -201,26 +346,44 @@ export async function poolWorker(specifier: string | null, initializer: string |
     if (fn === undefined) functions.set(name, fn = exportedFunction(mod, name, String(specifier)));
     return fn;
   };
-  const reader = new FrameReader();
-  const inbox: Buffer[] = [];
   let running = false;
   let completed = 0;
-
+  let watching = 0;
+  const watch = () => {
+    const events = READABLE | (channel.pending > 0 ? WRITABLE : 0);
+    if (events !== watching) poller.start(watching = events);
+  };
   // Results go out together while tasks are short (one write for many);
-  // before waiting on a promise, and every millisecond, they are flushed, so
-  // a worker that dies has sent what it finished.
-  let corkedAt = 0;
-  const flush = () => {
-    socket.uncork();
-    socket.cork();
-    corkedAt = performance.now();
+  // before waiting on a promise, every millisecond, and once 64 KiB wait,
+  // they are sent, so a worker that dies has sent what it finished.
+  let sentAt = 0;
+  const send = () => {
+    try {
+      channel.send();
+    } catch {
+      gone();
+    }
+    sentAt = performance.now();
+    watch();
+  };
+  const receive = () => {
+    for (;;) {
+      let n: number;
+      try {
+        n = channel.read();
+      } catch {
+        n = 0;
+      }
+      if (n === 0) gone();
+      if (n < 0) break;
+    }
+    if (!running) void run();
   };
   const run = async () => {
     running = true;
-    socket.cork();
-    corkedAt = performance.now();
-    while (inbox.length > 0) {
-      const [job, index, name, kind, payload] = decodeTask(inbox.shift() as Buffer);
+    sentAt = performance.now();
+    for (let data = channel.frame(); data !== null; data = channel.frame()) {
+      const [job, index, name, kind, payload] = decodeTask(data);
       if (kind === Kind.Stop) return finish();
       let reply: ResultMessage;
       try {
@@ -230,18 +393,18 @@ export async function poolWorker(specifier: string | null, initializer: string |
           const [args, kwds] = payload as [unknown[], Record<string, unknown> | null];
           value = fn(...withKeywords(args, kwds));
           if (isThenable(value)) {
-            flush();
+            send();
             value = await value;
           }
         } else {
           const items = payload as ArrayLike<unknown>;
           // Numbers go straight into float64s (no list to build and copy) until a result is something else.
-          let floats: Float64Array | null = new Float64Array(items.length);
+          let floats: Float64Array | null = taskResults.take(items.length);
           let results: unknown[] = [];
           for (let i = 0; i < items.length; i++) {
             let result = kind === Kind.Map ? fn(items[i]) : fn(...(items[i] as unknown[]));
             if (isThenable(result)) {
-              flush();
+              send();
               result = await result;
             }
             if (floats !== null) {
@@ -260,18 +423,19 @@ export async function poolWorker(specifier: string | null, initializer: string |
       } catch (error) {
         reply = error instanceof Error ? [job, index, Outcome.Exception, exceptionRecord(error)] : [job, index, Outcome.Thrown, error];
       }
-      send(reply);
+      writeResult(channel, reply);
       if (maxtasks !== null && ++completed >= maxtasks) return finish();
-      if (performance.now() - corkedAt > 1) flush();
+      if (channel.pending >= SEND_BYTES || performance.now() - sentAt > 1) send();
     }
-    socket.uncork();
+    send();
     running = false;
   };
-  socket.on('data', (chunk: Buffer) => {
-    inbox.push(...reader.push(chunk));
-    if (!running) void run();
+  const poller: FdPoller = new Poller(channel.fd, (status, events) => {
+    if (events & WRITABLE) send();
+    if (status < 0 || events & READABLE) receive();
   });
-  socket.on('end', () => process.exit(0));  // the pool closed our channel
+  watch();
+  receive();
 }
 
 // ---------------------------------------------------------------------------
@@ -564,12 +728,7 @@ interface Task {
   fn: string;
   kind: Kind;
   payload: unknown;
-}
-
-interface Sent {
-  job: Job;
-  index: number;
-  data: Buffer;
+  /** When it was sent to a worker. */
   at: number;
 }
 
@@ -641,9 +800,8 @@ function asyncChunks<T>(iterable: AsyncIterable<T>, size: number, ahead: number,
 }
 
 class WorkerHandle {
-  readonly outstanding: Sent[] = [];
-  readonly outbox: Buffer[] = [];
-  readonly reader = new FrameReader();
+  readonly outstanding: Task[] = [];
+  readonly channel: Channel;
   readonly poller: FdPoller;
   sent = 0;
   stopSent = false;
@@ -655,6 +813,7 @@ class WorkerHandle {
   watching = 0;
 
   constructor(readonly process: Process, readonly fd: number, onReady: (status: number, events: number) => void) {
+    this.channel = new Channel(fd);
     this.poller = new Poller(fd, onReady);
   }
 
@@ -675,12 +834,11 @@ class Engine {
   readonly workers = new Set<WorkerHandle>();
   readonly jobs = new Map<number, Job>();
   readonly #sources: TaskSource[] = [];
-  readonly #retry: Sent[] = [];
+  readonly #retry: Task[] = [];
   state = State.Run;
   broken: Error | null = null;
   #holds = 0;
   #exited: Process[] = [];
-  readonly #readBuffer = Buffer.allocUnsafe(1 << 16);
 
   constructor(readonly processes: number, readonly specifier: string | null, readonly initializer: string | null,
     readonly initargs: unknown[], readonly maxtasks: number | null) {
@@ -744,7 +902,7 @@ class Engine {
         }
         return;
       }
-      const ready = native.poll(workers.map((w) => w.fd), workers.map((w) => READABLE | (w.outbox.length > 0 ? WRITABLE : 0)), left);
+      const ready = native.poll(workers.map((w) => w.fd), workers.map((w) => READABLE | (w.channel.pending > 0 ? WRITABLE : 0)), left);
       // Serving one worker may retire others (a broken pool closes them all): skip those.
       for (let i = 0; i < workers.length; i++) {
         if (ready[i] !== 0 && workers[i].alive) this.#serve(workers[i], ready[i]);
@@ -802,22 +960,22 @@ class Engine {
   }
 
   #read(worker: WorkerHandle): void {
+    const { channel } = worker;
     for (;;) {
+      // Each result is decoded before it is reported: a callback may read this channel again.
+      for (let data = channel.frame(); data !== null; data = channel.frame()) {
+        this.#result(worker, decodeResult(data));
+        if (!worker.alive) return; // a result broke the pool and closed this worker
+      }
       let n: number;
       try {
-        n = fs.readSync(worker.fd, this.#readBuffer, 0, this.#readBuffer.length, null);
+        n = channel.read();
       } catch (error) {
-        if (isOSError(error, 'EAGAIN')) return;
         if (!isOSError(error, 'ECONNRESET')) throw error;
         n = 0;
       }
       if (n === 0) return this.#died(worker);
-      const frames = worker.reader.push(Buffer.from(this.#readBuffer.subarray(0, n)));
-      for (const data of frames) {
-        this.#result(worker, decodeResult(data));
-        if (!worker.alive) return; // a result broke the pool and closed this worker
-      }
-      if (n < this.#readBuffer.length) return;
+      if (n < 0) return;
     }
   }
 
@@ -885,8 +1043,8 @@ class Engine {
     if (this.workers.size === 0) for (const wake of [...this.#idleWaiters]) wake();
   }
 
-  #nextTask(): Sent | Task | null {
-    if (this.#retry.length > 0) return this.#retry.shift() as Sent;
+  #nextTask(): Task | null {
+    if (this.#retry.length > 0) return this.#retry.shift() as Task;
     for (let i = 0; i < this.#sources.length;) {
       const task = this.#sources[i].next();
       if (task === WAIT) {
@@ -921,23 +1079,16 @@ class Engine {
       for (const worker of open) if (worker.outstanding.length < target.outstanding.length) target = worker;
       const task = this.#nextTask();
       if (task === null) break;
-      let sent: Sent;
-      if ('data' in task) {
-        sent = task;
-      } else {
-        let data: Buffer;
-        try {
-          data = encodeTask([task.job.job, task.index, task.fn, task.kind, task.payload]);
-        } catch (error) {
-          task.job._set(task.index, false, error);
-          continue;
-        }
-        sent = { job: task.job, index: task.index, data, at: 0 };
+      try {
+        writeMessage(target.channel, task.kind, task.job.job, task.index, task.fn, task.payload);
+      } catch (error) {
+        task.job._set(task.index, false, error);
+        continue;
       }
-      sent.at = performance.now();
-      target.outstanding.push(sent);
-      target.outbox.push(sent.data);
+      task.at = performance.now();
+      target.outstanding.push(task);
       target.sent++;
+      if (target.channel.pending >= SEND_BYTES) this.#flush(target);
       if (target.outstanding.length >= target.window || (this.maxtasks !== null && target.sent >= this.maxtasks)) {
         open.splice(open.indexOf(target), 1);
       }
@@ -946,28 +1097,19 @@ class Engine {
       for (const worker of this.workers) {
         if (!worker.stopSent && worker.outstanding.length === 0) {
           worker.stopSent = true;
-          worker.outbox.push(STOP);
+          writeMessage(worker.channel, Kind.Stop, 0, 0, '', null);
         }
       }
     }
-    for (const worker of this.workers) if (worker.outbox.length > 0) this.#flush(worker);
+    for (const worker of this.workers) if (worker.channel.pending > 0) this.#flush(worker);
   }
 
+  /** Sends a worker what it has room for: many small tasks go out in one write. */
   #flush(worker: WorkerHandle): void {
-    const { outbox } = worker;
-    // One buffer per write: with thousands of small tasks writev's cost per buffer was most of the pool's time.
-    if (outbox.length > 1) outbox.unshift(Buffer.concat(outbox.splice(0, outbox.length)));
-    while (outbox.length > 0) {
-      let written: number;
-      try {
-        written = fs.writeSync(worker.fd, outbox[0]);
-      } catch (error) {
-        if (isOSError(error, 'EAGAIN')) return;
-        if (isOSError(error, 'EPIPE') || isOSError(error, 'ECONNRESET')) return;  // it died: the read side tells
-        throw error;
-      }
-      if (written < outbox[0].length) outbox[0] = outbox[0].subarray(written);
-      else outbox.shift();
+    try {
+      worker.channel.send();
+    } catch (error) {
+      if (!isOSError(error, 'EPIPE') && !isOSError(error, 'ECONNRESET')) throw error;  // it died: the read side tells
     }
   }
 
@@ -975,7 +1117,7 @@ class Engine {
   #watch(): void {
     const busy = this.#holds > 0 || this.jobs.size > 0;
     for (const worker of this.workers) {
-      const events = busy || worker.outbox.length > 0 ? READABLE | (worker.outbox.length > 0 ? WRITABLE : 0) : 0;
+      const events = busy || worker.channel.pending > 0 ? READABLE | (worker.channel.pending > 0 ? WRITABLE : 0) : 0;
       if (events === worker.watching) continue;
       worker.watching = events;
       if (events === 0) worker.poller.stop();
@@ -1032,7 +1174,7 @@ export class Pool {
     options: ResultCallbacks<T> & { kwds?: Record<string, unknown> | null } = {}): AsyncResult<T> {
     const name = this.#function(fn);
     const result = new AsyncResult<T>(this.#engine, options.callback, options.error_callback ?? options.errorCallback);
-    let task: Task | null = { job: result, index: 0, fn: name, kind: Kind.Apply, payload: [[...args], options.kwds ?? null] };
+    let task: Task | null = { job: result, index: 0, fn: name, kind: Kind.Apply, payload: [[...args], options.kwds ?? null], at: 0 };
     this.#engine.submit({ next: () => { const t = task; task = null; return t; } }, result);
     return result;
   }
@@ -1142,8 +1284,8 @@ export class Pool {
     this.#engine.submit({
       next: () => {
         if (index * size >= items.length) return null;
-        const chunk = items.slice(index * size, (index + 1) * size);
-        return { job: result, index: index++, fn: name, kind, payload: chunk };
+        const chunk = new Chunk(items, index * size, Math.min((index + 1) * size, items.length));
+        return { job: result, index: index++, fn: name, kind, payload: chunk, at: 0 };
       },
     }, result);
     return result;
@@ -1174,7 +1316,7 @@ export class Pool {
           result._setLength(index);
           return null;
         }
-        return { job: result, index: index++, fn: name, kind: Kind.Map, payload: chunk };
+        return { job: result, index: index++, fn: name, kind: Kind.Map, payload: new Chunk(chunk, 0, chunk.length), at: 0 };
       },
     }, result);
     return result;

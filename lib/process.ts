@@ -29,6 +29,9 @@ interface ProcessBinding {
     socketpair(): [number, number];
     setBlocking(fd: number, blocking: boolean): void;
     close(fd: number): void;
+    // timeoutMs 0: never blocks (-1 when nothing could be read or sent); negative: waits.
+    read(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number): number;
+    send(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number): number;
   };
 }
 export const native = binding<ProcessBinding>();
@@ -181,12 +184,12 @@ export function frame(payload: Uint8Array): Buffer {
   return framed;
 }
 
-/** The header's size and the payload's length at the start of `data`, if complete. */
-function parseHeader(data: Buffer, offset: number): [headerSize: number, length: number] | null {
-  if (data.length - offset < 4) return null;
+/** The header's size and the payload's length at `offset` in `data` (bytes before `end`), if complete. */
+export function parseHeader(data: Buffer, offset: number, end = data.length): [headerSize: number, length: number] | null {
+  if (end - offset < 4) return null;
   const short = data.readInt32BE(offset);
   if (short !== -1) return [4, short];
-  if (data.length - offset < 12) return null;
+  if (end - offset < 12) return null;
   return [12, Number(data.readBigUInt64BE(offset + 4))];
 }
 

@@ -63,6 +63,23 @@ test('apply, map, starmap, imap: values in order', async (t) => {
   assert.deepEqual(it.next(), { done: true, value: undefined });
 });
 
+test('tasks and results larger than the channel buffers cross whole, in order; a callback may use the pool again', (t) => {
+  const p = pool(t, 2);
+  const text = 'x'.repeat(5 << 20) + 'é';  // past the 4 MiB a channel keeps
+  assert.equal(p.apply('echo', [text]), text);
+  const numbers = Array.from({ length: 700_000 }, (_, i) => i / 7);  // chunks of 5.6 MB of float64s
+  const squares = p.map<number, number>('square', numbers, 350_000);
+  assert.equal(squares.length, numbers.length);
+  assert.ok(squares.every((value, i) => value === numbers[i] * numbers[i]));
+  const words = Array.from({ length: 3000 }, (_, i) => `word ${i} `.repeat(10));  // pickled chunks of ~100 KB
+  assert.deepEqual(p.map('echo', words, 1000), words);
+  assert.deepEqual(p.map('echo', [1, 2, 'three', 4.5, -0], 5), [1, 2, 'three', 4.5, -0]);
+  let inner: unknown = null;
+  const outer = p.map_async('square', [1, 2, 3], 1, { callback: () => { inner = p.map('square', [4, 5]); } });
+  assert.deepEqual(outer.get(), [1, 4, 9]);
+  assert.deepEqual(inner, [16, 25]);
+});
+
 test('a task that throws: get() re-throws its type, message and remote stack', (t) => {
   const p = pool(t, 2);
   const result = p.apply_async('fail', ['it went wrong']);
