@@ -81,8 +81,9 @@ type ResultMessage = [job: number, index: number, outcome: Outcome, value: unkno
 //   task:   u8 kind, u32 job, u32 index, u8 format, u16 length + name of the function, payload
 //   result: u8 outcome, u32 job, u32 index, u8 format, payload
 // The payload is a pickle, or, for a list of plain numbers (map's usual
-// chunk and result), their float64s, little-endian: a number comes back the
-// same number as through a pickle, without the per-item opcodes on either side.
+// chunk and result), their float64s in this machine's byte order: a number
+// comes back the same number as through a pickle, without the per-item
+// opcodes on either side.
 const enum Format { Pickle, Numbers }
 
 /** A map task's items: a range of the input, copied into a list only to be pickled. */
@@ -143,18 +144,42 @@ function writeMessage(channel: Channel, kind: number, job: number, index: number
     offset = data.writeUInt16BE(nameLength, offset);
     offset += data.write(fn, offset, 'utf8');
   }
-  if (pickle !== null) {
-    data.set(pickle, offset);
-  } else {
-    const floats = new DataView(data.buffer, data.byteOffset + offset, payloadLength);
-    for (let i = start; i < end; i++) floats.setFloat64(8 * (i - start), (numbers as ArrayLike<number>)[i], true);
-  }
+  if (pickle !== null) data.set(pickle, offset);
+  else writeFloats(data, offset, numbers as ArrayLike<number>, start, end);
 }
 
-function numberList(bytes: Buffer): number[] {
-  const floats = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  const list = new globalThis.Array<number>(bytes.length / 8);
-  for (let i = 0; i < list.length; i++) list[i] = floats.getFloat64(8 * i, true);
+// The loops over numbers are functions of their own, typed-array only: they
+// stay optimized when a caller is deoptimized (its first large message...).
+
+/** numbers[start, end) as float64s at `offset` in `data`: through a scratch array when that is not 8-aligned. */
+function writeFloats(data: Buffer, offset: number, numbers: ArrayLike<number>, start: number, end: number): void {
+  const aligned = (data.byteOffset + offset) % 8 === 0;
+  const floats = aligned ? new Float64Array(data.buffer, data.byteOffset + offset, end - start) : scratchFloats.take(end - start);
+  if (numbers instanceof Float64Array) floats.set(numbers.subarray(start, end));
+  else copyNumbers(floats, numbers, start);
+  if (!aligned) data.set(bytesOf(floats), offset);
+}
+
+/** An element loop: TypedArray.prototype.set from an Array is many times slower in V8. */
+function copyNumbers(floats: Float64Array, numbers: ArrayLike<number>, start: number): void {
+  for (let i = 0; i < floats.length; i++) floats[i] = numbers[start + i];
+}
+
+function bytesOf(floats: Float64Array): Uint8Array {
+  return new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
+}
+
+/** The float64s in `bytes`, copied into `into` (or, unless given, viewed when 8-aligned). */
+function floatsIn(bytes: Buffer, into?: Floats): Float64Array {
+  if (into === undefined && bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8);
+  const floats = (into ?? scratchFloats).take(bytes.length / 8);
+  bytesOf(floats).set(bytes);
+  return floats;
+}
+
+function numberList(floats: Float64Array): number[] {
+  const list = new globalThis.Array<number>(floats.length);
+  for (let i = 0; i < floats.length; i++) list[i] = floats[i];
   return list;
 }
 
@@ -170,6 +195,7 @@ class Floats {
   }
 }
 
+const scratchFloats = new Floats();
 const taskItems = new Floats();
 const taskResults = new Floats();
 
@@ -179,15 +205,8 @@ function decodeTask(data: Buffer): TaskMessage {
   if (kind === Kind.Stop) return [0, 0, '', kind, null];
   const length = data.readUInt16BE(10);
   const body = data.subarray(12 + length);
-  let payload: unknown;
-  if (data.readUInt8(9) === Format.Pickle) {
-    payload = loads(body);
-  } else {
-    const floats = new DataView(body.buffer, body.byteOffset, body.length);
-    const items = taskItems.take(body.length / 8);
-    for (let i = 0; i < items.length; i++) items[i] = floats.getFloat64(8 * i, true);
-    payload = items;
-  }
+  // A copy, not a view: the channel reads on while the task awaits.
+  const payload = data.readUInt8(9) === Format.Pickle ? loads(body) : floatsIn(body, taskItems);
   return [data.readUInt32BE(1), data.readUInt32BE(5), data.toString('utf8', 12, 12 + length), kind, payload];
 }
 
@@ -204,7 +223,7 @@ function writeResult(channel: Channel, [job, index, outcome, value]: ResultMessa
 
 function decodeResult(data: Buffer): ResultMessage {
   const body = data.subarray(10);
-  const value = data.readUInt8(9) === Format.Pickle ? loads(body) : numberList(body);
+  const value = data.readUInt8(9) === Format.Pickle ? loads(body) : numberList(floatsIn(body));
   return [data.readUInt32BE(1), data.readUInt32BE(5), data.readUInt8(0) as Outcome, value];
 }
 
@@ -320,6 +339,44 @@ function relocate(bytes: Buffer, start: number, end: number, size: number): Buff
 // ---------------------------------------------------------------------------
 // The worker
 
+/** A map chunk's results so far: numbers go straight into float64s (no list to build and copy) until one is something else. */
+interface ChunkResults {
+  floats: Float64Array | null;
+  results: unknown[];
+  /** What the call mapChunk() stopped at returned. */
+  thenable: PromiseLike<unknown> | null;
+}
+
+/**
+ * Calls fn on the items from `from` on while it returns at once; returns the
+ * index of the first call that returned a thenable (for the caller to
+ * await), or items.length. A function of its own, called for every chunk: it
+ * is optimized while chunks are small, not first interpreted on a large one.
+ */
+function mapChunk(fn: (...args: unknown[]) => unknown, kind: Kind, items: ArrayLike<unknown>, from: number, chunk: ChunkResults): number {
+  for (let i = from; i < items.length; i++) {
+    const result = kind === Kind.Map ? fn(items[i]) : fn(...(items[i] as unknown[]));
+    if (isThenable(result)) {
+      chunk.thenable = result;
+      return i;
+    }
+    keepResult(chunk, i, result);
+  }
+  return items.length;
+}
+
+function keepResult(chunk: ChunkResults, index: number, result: unknown): void {
+  if (chunk.floats !== null) {
+    if (typeof result === 'number') {
+      chunk.floats[index] = result;
+      return;
+    }
+    chunk.results = globalThis.Array.from(chunk.floats.subarray(0, index));
+    chunk.floats = null;
+  }
+  chunk.results.push(result);
+}
+
 /** A pool worker's main loop (the target of its Process): run tasks in order until told to stop. */
 export async function poolWorker(specifier: string | null, initializer: string | null, initargs: unknown[], maxtasks: number | null): Promise<void> {
   const channel = new Channel(parentChannel());
@@ -398,26 +455,12 @@ export async function poolWorker(specifier: string | null, initializer: string |
           }
         } else {
           const items = payload as ArrayLike<unknown>;
-          // Numbers go straight into float64s (no list to build and copy) until a result is something else.
-          let floats: Float64Array | null = taskResults.take(items.length);
-          let results: unknown[] = [];
-          for (let i = 0; i < items.length; i++) {
-            let result = kind === Kind.Map ? fn(items[i]) : fn(...(items[i] as unknown[]));
-            if (isThenable(result)) {
-              send();
-              result = await result;
-            }
-            if (floats !== null) {
-              if (typeof result === 'number') {
-                floats[i] = result;
-                continue;
-              }
-              results = globalThis.Array.from(floats.subarray(0, i));
-              floats = null;
-            }
-            results.push(result);
+          const chunk: ChunkResults = { floats: taskResults.take(items.length), results: [], thenable: null };
+          for (let i = mapChunk(fn, kind, items, 0, chunk); i < items.length; i = mapChunk(fn, kind, items, i + 1, chunk)) {
+            send();
+            keepResult(chunk, i, await chunk.thenable);
           }
-          value = floats !== null ? new NumberResults(floats) : results;
+          value = chunk.floats !== null ? new NumberResults(chunk.floats) : chunk.results;
         }
         reply = [job, index, Outcome.Value, value];
       } catch (error) {
