@@ -100,30 +100,23 @@ class NumberResults {
   constructor(readonly floats: Float64Array) {}
 }
 
-function allNumbers(items: ArrayLike<unknown>, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (typeof items[i] !== 'number') return false;
-  return true;
-}
-
 function isNumberList(value: unknown): value is number[] {
-  return globalThis.Array.isArray(value) && Object.getPrototypeOf(value) === globalThis.Array.prototype && allNumbers(value, 0, value.length);
+  if (!globalThis.Array.isArray(value) || Object.getPrototypeOf(value) !== globalThis.Array.prototype) return false;
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'number') return false;
+  return true;
 }
 
 /** Appends a message to the channel's output; throws, having appended nothing, when its value cannot be pickled. */
 function writeMessage(channel: Channel, kind: number, job: number, index: number, fn: string, value: unknown): void {
-  let numbers: ArrayLike<number> | null = null;
+  let numbers: ArrayLike<unknown> | null = null;
   let start = 0;
   let end = 0;
   if (value instanceof NumberResults) {
     numbers = value.floats;
     end = numbers.length;
   } else if (value instanceof Chunk) {
-    if (allNumbers(value.items, value.start, value.end)) {
-      numbers = value.items as readonly number[];
-      ({ start, end } = value);
-    } else {
-      value = value.list();
-    }
+    // Written as numbers until an item is something else (checked while copied).
+    ({ items: numbers, start, end } = value);
   } else if (isNumberList(value)) {
     numbers = value;
     end = value.length;
@@ -144,25 +137,39 @@ function writeMessage(channel: Channel, kind: number, job: number, index: number
     offset = data.writeUInt16BE(nameLength, offset);
     offset += data.write(fn, offset, 'utf8');
   }
-  if (pickle !== null) data.set(pickle, offset);
-  else writeFloats(data, offset, numbers as ArrayLike<number>, start, end);
+  if (pickle !== null) {
+    data.set(pickle, offset);
+  } else if (!writeFloats(data, offset, numbers as ArrayLike<unknown>, start, end)) {
+    channel.truncate(at);
+    writeMessage(channel, kind, job, index, fn, (value as Chunk).list());
+  }
 }
 
 // The loops over numbers are functions of their own, typed-array only: they
 // stay optimized when a caller is deoptimized (its first large message...).
 
-/** numbers[start, end) as float64s at `offset` in `data`: through a scratch array when that is not 8-aligned. */
-function writeFloats(data: Buffer, offset: number, numbers: ArrayLike<number>, start: number, end: number): void {
+/**
+ * numbers[start, end) as float64s at `offset` in `data` (through a scratch
+ * array when that is not 8-aligned); false, having written nothing whole, at
+ * an item that is not a number.
+ */
+function writeFloats(data: Buffer, offset: number, numbers: ArrayLike<unknown>, start: number, end: number): boolean {
   const aligned = (data.byteOffset + offset) % 8 === 0;
   const floats = aligned ? new Float64Array(data.buffer, data.byteOffset + offset, end - start) : scratchFloats.take(end - start);
   if (numbers instanceof Float64Array) floats.set(numbers.subarray(start, end));
-  else copyNumbers(floats, numbers, start);
+  else if (!copyNumbers(floats, numbers, start)) return false;
   if (!aligned) data.set(bytesOf(floats), offset);
+  return true;
 }
 
-/** An element loop: TypedArray.prototype.set from an Array is many times slower in V8. */
-function copyNumbers(floats: Float64Array, numbers: ArrayLike<number>, start: number): void {
-  for (let i = 0; i < floats.length; i++) floats[i] = numbers[start + i];
+/** An element loop (TypedArray.prototype.set from an Array is many times slower in V8), stopped by an item that is not a number. */
+function copyNumbers(floats: Float64Array, numbers: ArrayLike<unknown>, start: number): boolean {
+  for (let i = 0; i < floats.length; i++) {
+    const item = numbers[start + i];
+    if (typeof item !== 'number') return false;
+    floats[i] = item;
+  }
+  return true;
 }
 
 function bytesOf(floats: Float64Array): Uint8Array {
@@ -311,6 +318,11 @@ class Channel {
     const at = this.#queued;
     this.#queued += length;
     return at;
+  }
+
+  /** Takes back the bytes reserved last, from `at` on. */
+  truncate(at: number): void {
+    this.#queued = at;
   }
 
   /** Sends what the other end has room for (`wait`: all of it); throws EPIPE or ECONNRESET when it is gone. */
