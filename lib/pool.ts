@@ -122,8 +122,8 @@ function writeMessage(channel: Channel, kind: number, job: number, index: number
     end = value.length;
   }
   const pickle = numbers === null ? dumps(value) : null;
-  const nameLength = fn === '' ? 0 : Buffer.byteLength(fn);
-  const envelope = 10 + (fn === '' ? 0 : 2 + nameLength);
+  const name = fn === '' ? null : encodedName(fn);
+  const envelope = 10 + (name === null ? 0 : 2 + name.length);
   const payloadLength = pickle !== null ? pickle.length : 8 * (end - start);
   const header = frameHeader(envelope + payloadLength);
   const at = channel.reserve(header.length + envelope + payloadLength);
@@ -133,9 +133,10 @@ function writeMessage(channel: Channel, kind: number, job: number, index: number
   offset = data.writeUInt32BE(job, offset);
   offset = data.writeUInt32BE(index, offset);
   offset = data.writeUInt8(numbers !== null ? Format.Numbers : Format.Pickle, offset);
-  if (fn !== '') {
-    offset = data.writeUInt16BE(nameLength, offset);
-    offset += data.write(fn, offset, 'utf8');
+  if (name !== null) {
+    offset = data.writeUInt16BE(name.length, offset);
+    data.set(name, offset);
+    offset += name.length;
   }
   if (pickle !== null) {
     data.set(pickle, offset);
@@ -143,6 +144,15 @@ function writeMessage(channel: Channel, kind: number, job: number, index: number
     channel.truncate(at);
     writeMessage(channel, kind, job, index, fn, (value as Chunk).list());
   }
+}
+
+const encodedNames = new Map<string, Buffer>();
+
+/** A task function's name in UTF-8, encoded once (a pool sends it with every task). */
+function encodedName(fn: string): Buffer {
+  let name = encodedNames.get(fn);
+  if (name === undefined) encodedNames.set(fn, name = Buffer.from(fn));
+  return name;
 }
 
 // The loops over numbers are functions of their own, typed-array only: they
