@@ -6,6 +6,7 @@
 // A task is sent ahead to a worker only as far as its recent tasks were
 // short, and a worker that dies fails the task it was running (which CPython
 // would wait for forever) and is replaced; its other tasks go to the others.
+import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import { frameHeader } from './connection.js';
 import * as errors from './errors.js';
@@ -164,6 +165,11 @@ function encodedName(fn: string): Buffer {
  * an item that is not a number.
  */
 function writeFloats(data: Buffer, offset: number, numbers: ArrayLike<unknown>, start: number, end: number): boolean {
+  if (end - start <= FEW_NUMBERS) {
+    for (let i = start; i < end; i++) if (typeof numbers[i] !== 'number') return false;
+    for (let i = start; i < end; i++) writeDouble.call(data, numbers[i] as number, offset + 8 * (i - start));
+    return true;
+  }
   const aligned = (data.byteOffset + offset) % 8 === 0;
   const floats = aligned ? new Float64Array(data.buffer, data.byteOffset + offset, end - start) : scratchFloats.take(end - start);
   if (numbers instanceof Float64Array) floats.set(numbers.subarray(start, end));
@@ -190,15 +196,26 @@ function bytesOf(floats: Float64Array): Uint8Array {
 function floatsIn(bytes: Buffer, into?: Floats): Float64Array {
   if (into === undefined && bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8);
   const floats = (into ?? scratchFloats).take(bytes.length / 8);
-  bytesOf(floats).set(bytes);
+  if (floats.length <= FEW_NUMBERS) for (let i = 0; i < floats.length; i++) floats[i] = readDouble.call(bytes, 8 * i);
+  else bytesOf(floats).set(bytes);
   return floats;
 }
 
-function numberList(floats: Float64Array): number[] {
-  const list = new globalThis.Array<number>(floats.length);
+/** The numbers in `bytes`; a few (chunksize 1's) are read in place: typed-array views would cost more than they save. */
+function numberList(bytes: Buffer): number[] {
+  const list = new globalThis.Array<number>(bytes.length / 8);
+  if (list.length <= FEW_NUMBERS) {
+    for (let i = 0; i < list.length; i++) list[i] = readDouble.call(bytes, 8 * i);
+    return list;
+  }
+  const floats = floatsIn(bytes);
   for (let i = 0; i < floats.length; i++) list[i] = floats[i];
   return list;
 }
+
+const FEW_NUMBERS = 8;
+const readDouble = endianness() === 'LE' ? Buffer.prototype.readDoubleLE : Buffer.prototype.readDoubleBE;
+const writeDouble = endianness() === 'LE' ? Buffer.prototype.writeDoubleLE : Buffer.prototype.writeDoubleBE;
 
 /** Float64Arrays kept from task to task: a fresh one for each chunk would cost its page faults. */
 class Floats {
@@ -240,7 +257,7 @@ function writeResult(channel: Channel, [job, index, outcome, value]: ResultMessa
 
 function decodeResult(data: Buffer): ResultMessage {
   const body = data.subarray(10);
-  const value = data.readUInt8(9) === Format.Pickle ? loads(body) : numberList(floatsIn(body));
+  const value = data.readUInt8(9) === Format.Pickle ? loads(body) : numberList(body);
   return [data.readUInt32BE(1), data.readUInt32BE(5), data.readUInt8(0) as Outcome, value];
 }
 
