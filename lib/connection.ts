@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { AuthenticationError, BufferTooShort, EOFError, TimeoutError, ValueError, abortError, handleError, isOSError, withHint } from './errors.js';
 import { binding, READABLE, WRITABLE, type FdPoller, type PollerBinding } from './native.js';
 import { dumps, loads, registerReconstructor } from './pickle.js';
+import { track } from './resource_tracker.js';
 import { MODULE, inheritDescriptor, reduceSymbol, type Reduction } from './reduction.js';
 import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 
@@ -771,11 +772,16 @@ function validateAuthkey(authkey: unknown): Buffer | null {
 }
 
 let privateDir: string | null = null;
-/** A fresh socket path in this process's owner-only temporary directory (removed at exit). */
+/**
+ * A fresh socket path in this process's owner-only temporary directory,
+ * removed at exit, or by the resource tracker when the process (or Worker
+ * thread) ends without an exit event (SIGKILL, Worker.terminate()).
+ */
 function arbitraryAddress(family: Family): Address {
   if (family === 'AF_INET') return ['localhost', 0];
   if (privateDir === null) {
     const dir = mkdtempSync(join(tmpdir(), 'pmp-'));
+    track('directory', dir);
     privateDir = dir;
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
