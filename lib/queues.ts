@@ -24,7 +24,7 @@ import { dumps, loads, registerReconstructor } from './pickle.js';
 import { reduceSymbol, MODULE, type Reduction } from './reduction.js';
 import { track, untrack, type ResourceKind } from './resource_tracker.js';
 import { waitSeconds, deadlineAfter, secondsUntil, type WaitOptions } from './timeouts.js';
-import { MessageQueue } from './posix/mqueue.js';
+import { MessageQueue, type MqueueBinding } from './posix/mqueue.js';
 import { NamedSemaphore, SEM_VALUE_MAX } from './posix/semaphore.js';
 import { SharedMemorySegment } from './posix/shm.js';
 
@@ -69,6 +69,7 @@ interface FeederBinding {
   Feeder: new (name: string, maxBatch: number, onIdle: () => void) => FeederHandle;
 }
 const native = binding<FeederBinding>();
+const mqueue = binding<MqueueBinding>();
 
 /** The most objects one kernel message carries: bounds what one consumer can hold while others idle. */
 export const MAX_BATCH = 8;
@@ -148,6 +149,8 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   readonly #codecName: CodecName | 'custom';
   readonly #codec: Codec;
   readonly #raw: boolean;
+  /** The codec copies what it keeps out of the bytes it decodes (pickle, json): they may be a reused buffer. */
+  readonly #decodeCopies: boolean;
   readonly #batch: boolean;
   readonly #anonymous: boolean;
   #shared = false;
@@ -162,6 +165,8 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   #ready: Buffer[] = [];
   /** Where hand-off objects are read when the codec copies what it keeps (the largest so far, up to MAX_HANDOFF_SCRATCH). */
   #handOffScratch: Buffer | null = null;
+  /** Where get() receives messages (one kernel message long), allocated at the first get(). */
+  #receiveScratch: Buffer | null = null;
 
   constructor(maxsize = 0, options: QueueOptions = {}) {
     if (typeof maxsize !== 'number' || !Number.isInteger(maxsize)) throw new TypeError(`maxsize must be an integer, not ${String(maxsize)}`);
@@ -173,6 +178,7 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     const mode = options.mode ?? 0o600;
     ({ name: this.#codecName, codec: this.#codec } = resolveCodec(options.codec));
     this.#raw = this.#codecName === 'raw';
+    this.#decodeCopies = this.#codecName === 'pickle' || this.#codecName === 'json';
     this.#batch = !this.#raw && (options.batch ?? anonymous);
     this.#anonymous = anonymous;
     const names = semaphoreNames(this.name);
@@ -258,13 +264,11 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     const ready = this.#ready.shift();
     if (ready !== undefined) return this.#unframe(ready);
     const seconds = waitSeconds(timeout, block);
-    let message: Buffer;
-    try {
-      message = this.kernel.receive({ timeout: seconds === Infinity ? null : seconds }).data;
-    } catch (error) {
-      throw isOSError(error, 'EAGAIN') || isOSError(error, 'ETIMEDOUT') ? new Empty() : error;
-    }
-    return this.#unframe(message);
+    // Received into a buffer reused from one get to the next, without the copy MessageQueue.receive makes.
+    this.#receiveScratch ??= Buffer.allocUnsafeSlow(this.kernel.maxMessageSize);
+    const length = mqueue.mqReceive(this.kernel.fileno(), this.#receiveScratch, seconds);
+    if (length < 0) throw new Empty();
+    return this.#unframe(this.#receiveScratch.subarray(0, length), true);
   }
 
   get_nowait(): T {
@@ -471,33 +475,36 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     return this.#feeder;
   }
 
-  #unframe(message: Buffer): T {
-    if (this.#raw) return this.#finishGet(message);
+  /** The object of a message; `reused`: its bytes are in a buffer the next receive overwrites. */
+  #unframe(message: Buffer, reused = false): T {
+    if (this.#raw) return this.#finishGet(reused ? Buffer.from(message) : message);
     switch (message[0]) {
-      case ESCAPED:
-        return this.#finishGet(message.subarray(1));
       case BATCH: {
-        const count = message.readUInt32LE(1);
-        let at = 5;
-        const entries: Buffer[] = [];
-        for (let i = 0; i < count; i++) {
-          const length = message.readUInt32LE(at);
-          entries.push(message.subarray(at + 4, at + 4 + length));
+        // The entries held for later gets must outlive the receive buffer.
+        const batch = reused ? Buffer.from(message) : message;
+        const count = batch.readUInt32LE(1);
+        let first = batch;
+        for (let i = 0, at = 5; i < count; i++) {
+          const length = batch.readUInt32LE(at);
+          const entry = batch.subarray(at + 4, at + 4 + length);
+          if (i === 0) first = entry;
+          else this.#ready.push(entry);
           at += 4 + length;
         }
-        this.#ready.push(...entries.slice(1));
-        holding.add(this as Queue<unknown>);
-        return this.#unframe(entries[0]!);
+        if (count > 1) holding.add(this as Queue<unknown>);
+        return this.#unframe(first);
       }
       case HANDOFF: {
         // pickle and json copy what they keep, so their bytes can go to a scratch buffer reused from one object to the next.
-        if (this.#codecName !== 'pickle' && this.#codecName !== 'json') return this.#finishGet(takeHandOff(message, null));
+        if (!this.#decodeCopies) return this.#finishGet(takeHandOff(message, null));
         const bytes = takeHandOff(message, this.#handOffScratch);
         if (bytes.buffer !== this.#handOffScratch?.buffer && bytes.length <= MAX_HANDOFF_SCRATCH) this.#handOffScratch = bytes;
         return this.#finishGet(bytes);
       }
-      default:
-        return this.#finishGet(message);
+      default: {
+        const payload = message[0] === ESCAPED ? message.subarray(1) : message;
+        return this.#finishGet(reused && !this.#decodeCopies ? Buffer.from(payload) : payload);
+      }
     }
   }
 

@@ -10,15 +10,13 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fcntl.h>
 #include <memory>
 #include <mqueue.h>
 #include <mutex>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -35,7 +33,6 @@ struct Message {
 // Shared by the JS object, the thread and the calls in flight to JS.
 struct State {
   mqd_t fd = -1;
-  int wake = -1;  // eventfd: wakes the thread out of poll when it must stop
   size_t maxMessageSize = 0;
   size_t maxBatch = 1;
   std::mutex mutex;
@@ -59,19 +56,29 @@ void PutUint32(uint8_t* at, uint32_t value) {
   std::memcpy(at, &value, 4);  // little-endian on every platform this runs on
 }
 
-// Sends one message, waiting with poll while the queue is full. 0, or an errno;
-// ECANCELED when told to drop.
+// How long one blocking send waits before the thread looks whether it was
+// told to drop what is left: the longest drop() (and so an exit that drops)
+// waits for the thread.
+constexpr long kSendSliceNanoseconds = 20 * 1000 * 1000;
+// A deadline long past: a timed send on the blocking descriptor only tries.
+const timespec kPast = {0, 0};
+
+// Sends one message, waiting in the kernel while the queue is full (blocked
+// there, the message is moved in by the consumer that frees a place, without
+// waiting for this thread to run). 0, or an errno; ECANCELED when told to drop.
 int SendOne(State& state, const uint8_t* data, size_t length) {
   for (;;) {
-    if (mq_send(state.fd, reinterpret_cast<const char*>(data), length, 0) == 0) return 0;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) return errno;
-    pollfd watched[2] = {{state.fd, POLLOUT, 0}, {state.wake, POLLIN, 0}};
-    if (poll(watched, 2, -1) < 0 && errno != EINTR) return errno;
-    if (watched[1].revents & POLLIN) {
-      std::lock_guard<std::mutex> lock(state.mutex);
-      if (state.dropping) return ECANCELED;
+    timespec sliceEnd;
+    clock_gettime(CLOCK_REALTIME, &sliceEnd);
+    sliceEnd.tv_nsec += kSendSliceNanoseconds;
+    if (sliceEnd.tv_nsec >= 1000000000L) {
+      sliceEnd.tv_sec++;
+      sliceEnd.tv_nsec -= 1000000000L;
     }
+    if (mq_timedsend(state.fd, reinterpret_cast<const char*>(data), length, 0, &sliceEnd) == 0) return 0;
+    if (errno != EINTR && errno != ETIMEDOUT) return errno;
+    std::lock_guard<std::mutex> lock(state.mutex);
+    if (state.dropping) return ECANCELED;
   }
 }
 
@@ -164,19 +171,13 @@ void Finish(State& state, bool drop) {
     if (drop) state.dropping = true;
   }
   state.changed.notify_all();
-  if (drop && state.wake != -1) {
-    uint64_t one = 1;
-    ssize_t written = write(state.wake, &one, sizeof one);
-    (void)written;
-  }
   if (state.thread.joinable()) state.thread.join();
   if (state.tsfnAlive) {
     state.tsfnAlive = false;
     state.idle.Release();
   }
   if (state.fd != -1) mq_close(state.fd);
-  if (state.wake != -1) close(state.wake);
-  state.fd = state.wake = -1;
+  state.fd = -1;
 }
 
 void ReleaseWhenIdle(Napi::Env env, State& state) {
@@ -215,19 +216,16 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
     int64_t maxBatch = IntegerArg(info, 1, "maxBatch");
     if (maxBatch < 1 || maxBatch > 65536) throw Napi::RangeError::New(env, "maxBatch must be between 1 and 65536");
     if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "argument 2 (onIdle) must be a function");
-    mqd_t fd = mq_open(name.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    mqd_t fd = mq_open(name.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd == static_cast<mqd_t>(-1)) throw ErrnoError(env, errno, "mq_open", name);
     mq_attr attr;
-    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake == -1 || mq_getattr(fd, &attr) != 0) {
+    if (mq_getattr(fd, &attr) != 0) {
       int err = errno;
       mq_close(fd);
-      if (wake != -1) close(wake);
-      throw ErrnoError(env, err, wake == -1 ? "eventfd" : "mq_getattr", name);
+      throw ErrnoError(env, err, "mq_getattr", name);
     }
     State& state = *state_;
     state.fd = fd;
-    state.wake = wake;
     state.maxMessageSize = static_cast<size_t>(attr.mq_msgsize);
     state.maxBatch = static_cast<size_t>(maxBatch);
     state.idle = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "pmp:Feeder", 0, 1,
@@ -251,7 +249,7 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
  private:
   // push(bytes, batchable) -> messages waiting, 0 when it went to the kernel
   // at once: with nothing waiting (so the thread is idle and order is kept)
-  // it tries one non-blocking send here, saving the thread a wake-up.
+  // it tries one send here (without waiting), saving the thread a wake-up.
   Napi::Value Push(const Napi::CallbackInfo& info) {
     Bytes bytes = BytesArg(info, 0, "bytes");
     if (!info[1].IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument 1 (batchable) must be a boolean");
@@ -263,9 +261,9 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
       if (state.messages.empty()) {
         const char* data = bytes.data ? reinterpret_cast<const char*>(bytes.data) : "";
         int rc;
-        do rc = mq_send(state.fd, data, bytes.length, 0); while (rc != 0 && errno == EINTR);
+        do rc = mq_timedsend(state.fd, data, bytes.length, 0, &kPast); while (rc != 0 && errno == EINTR);
         if (rc == 0) return Napi::Number::New(info.Env(), 0);
-        if (errno != EAGAIN) throw ErrnoError(info.Env(), errno, "mq_send");
+        if (errno != ETIMEDOUT) throw ErrnoError(info.Env(), errno, "mq_send");
       }
       state.messages.push_back({std::vector<uint8_t>(bytes.data, bytes.data + bytes.length), info[1].As<Napi::Boolean>()});
       waiting = state.messages.size();
