@@ -94,6 +94,7 @@ const CODECS: Record<CodecName, Codec> = {
   },
   raw: {
     encode: (obj) => {
+      if (obj instanceof Uint8Array) return obj;
       if (!ArrayBuffer.isView(obj)) throw new TypeError(`the 'raw' codec takes Buffers (or other ArrayBufferViews), not ${obj === null ? 'null' : typeof obj}`);
       return new Uint8Array(obj.buffer, obj.byteOffset, obj.byteLength);
     },
@@ -265,10 +266,15 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     if (ready !== undefined) return this.#unframe(ready);
     const seconds = waitSeconds(timeout, block);
     // Received into a buffer reused from one get to the next, without the copy MessageQueue.receive makes.
-    this.#receiveScratch ??= Buffer.allocUnsafeSlow(this.kernel.maxMessageSize);
-    const length = mqueue.mqReceive(this.kernel.fileno(), this.#receiveScratch, seconds);
+    const scratch = this.#receiveScratch ??= Buffer.allocUnsafeSlow(this.kernel.maxMessageSize);
+    const length = mqueue.mqReceive(this.kernel.fileno(), scratch, seconds);
     if (length < 0) throw new Empty();
-    return this.#unframe(this.#receiveScratch.subarray(0, length), true);
+    if (this.#raw) {
+      const data = Buffer.allocUnsafe(length);
+      scratch.copy(data, 0, 0, length);
+      return this.#finishGet(data);
+    }
+    return this.#unframe(scratch.subarray(0, length), true);
   }
 
   get_nowait(): T {
@@ -470,14 +476,15 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
         if (this.#closed && empty) feeding.delete(this as Queue<unknown>);
       });
       this.#feeder.keepAlive(this.#waitsAtExit());
+      // Until close(): an open queue never leaves the set.
+      feeding.add(this as Queue<unknown>);
     }
-    feeding.add(this as Queue<unknown>);
     return this.#feeder;
   }
 
-  /** The object of a message; `reused`: its bytes are in a buffer the next receive overwrites. */
+  /** The object of a message; `reused`: its bytes are in a buffer the next receive overwrites (never with 'raw'). */
   #unframe(message: Buffer, reused = false): T {
-    if (this.#raw) return this.#finishGet(reused ? Buffer.from(message) : message);
+    if (this.#raw) return this.#finishGet(message);
     switch (message[0]) {
       case BATCH: {
         // The entries held for later gets must outlive the receive buffer.
