@@ -57,7 +57,10 @@ export interface QueueOptions {
 }
 
 interface FeederHandle {
-  push(bytes: Uint8Array, batchable: boolean): number;
+  /** Messages waiting, 0 when it went to the kernel at once; `hold`: it may wait (500 µs at most) for others to share its kernel message. */
+  push(bytes: Uint8Array, batchable: boolean, hold?: boolean): number;
+  /** Held messages go now. */
+  release(): void;
   readonly pending: number;
   readonly error: number;
   flush(seconds: number): boolean;
@@ -116,6 +119,17 @@ function resolveCodec(codec: CodecName | Codec | undefined): { name: CodecName |
 
 /** Queues with unflushed messages: the process waits for them at exit, as Python joins its feeder threads. */
 const feeding = new Set<Queue<unknown>>();
+/**
+ * Feeders holding objects of a burst of puts (several in one task of the
+ * event loop) so that they share kernel messages: released at the end of the
+ * task, or before this thread blocks.
+ */
+const bursting = new Set<FeederHandle>();
+function releaseBursts(): void {
+  for (const feeder of bursting) feeder.release();
+  bursting.clear();
+}
+
 /** Queues holding objects of a batch this process received but did not get: they go back at exit. */
 const holding = new Set<Queue<unknown>>();
 process.on('exit', () => {
@@ -166,6 +180,12 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   #ready: Buffer[] = [];
   /** Where hand-off objects are read when the codec copies what it keeps (the largest so far, up to MAX_HANDOFF_SCRATCH). */
   #handOffScratch: Buffer | null = null;
+  /** A put happened in this task of the event loop: the next ones are held to share kernel messages. */
+  #inBurst = false;
+  readonly #endBurst = () => {
+    this.#inBurst = false;
+    if (this.#feeder !== null && bursting.delete(this.#feeder)) this.#feeder.release();
+  };
   /** Where get() receives messages (one kernel message long), allocated at the first get(). */
   #receiveScratch: Buffer | null = null;
 
@@ -241,7 +261,12 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
    */
   put(obj: T, block = true, timeout: number | null = null): void {
     this.#checkOpen();
-    if (this.#slots && !this.#slots.acquire(waitSeconds(timeout, block))) throw new Full();
+    const seconds = waitSeconds(timeout, block);
+    if (this.#slots && !this.#slots.acquire(0)) {
+      if (seconds === 0) throw new Full();
+      releaseBursts();
+      if (!this.#slots.acquire(seconds)) throw new Full();
+    }
     this.#enqueue(obj);
   }
 
@@ -265,6 +290,7 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     const ready = this.#ready.shift();
     if (ready !== undefined) return this.#unframe(ready);
     const seconds = waitSeconds(timeout, block);
+    if (seconds > 0 && bursting.size > 0) releaseBursts();
     // Received into a buffer reused from one get to the next, without the copy MessageQueue.receive makes.
     const scratch = this.#receiveScratch ??= Buffer.allocUnsafeSlow(this.kernel.maxMessageSize);
     const length = mqueue.mqReceive(this.kernel.fileno(), scratch, seconds);
@@ -321,16 +347,23 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     if (this.#closed) return;
     this.returnHeld();
     this.#closed = true;
-    this.#feeder?.close();
+    const unreachable = this.#unreachable();
+    // Nobody could ever take what the feeder of an unreachable queue still holds.
+    if (unreachable) this.#feeder?.drop();
+    else this.#feeder?.close();
     this.kernel.close();
     this.#items.close();
     this.#slots?.close();
     this.closeExtra();
-    if (this.#unreachable()) {
+    if (unreachable) {
       discardHandOffs(this.name);
+      for (const segment of this.#handOffsInFlight.splice(0)) {
+        try { SharedMemorySegment.unlink(segment); } catch { /* sent, and taken by discardHandOffs */ }
+        untrack('shm', segment);
+      }
       this.#unlinkAll();
     }
-    if (!this.#feeder || this.#feeder.pending === 0) feeding.delete(this as Queue<unknown>);
+    if (unreachable || !this.#feeder || this.#feeder.pending === 0) feeding.delete(this as Queue<unknown>);
   }
 
   /** Hook for JoinableQueue: closes its extra kernel objects. */
@@ -459,7 +492,21 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     const escaped = payload.byteLength === 0 || payload[0]! <= HANDOFF;
     const size = payload.byteLength + (escaped ? 1 : 0);
     if (size <= limit) {
-      feeder.push(escaped ? Buffer.concat([Buffer.of(ESCAPED), payload]) : payload, this.#batch);
+      const bytes = escaped ? Buffer.concat([Buffer.of(ESCAPED), payload]) : payload;
+      if (!this.#batch) {
+        feeder.push(bytes, false);
+        return;
+      }
+      // The first put of a task goes at once (a lone put is never delayed); the
+      // next ones of the same task are held to share kernel messages, so a
+      // burst of puts wakes a waiting consumer once per batch, not per object.
+      feeder.push(bytes, true, this.#inBurst);
+      if (this.#inBurst) {
+        bursting.add(feeder);
+      } else {
+        this.#inBurst = true;
+        queueMicrotask(this.#endBurst);
+      }
       return;
     }
     const { frame, segment } = handOff(payload);
@@ -712,6 +759,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Blocks until every object put (by any process) was reported done (by any process). */
   join(): void {
     const semaphore = this.#unfinishedSemaphore();
+    releaseBursts();
     for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, JOIN_POLL_MAX_MS)) sleepSync(pause);
   }
 

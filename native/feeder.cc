@@ -4,10 +4,13 @@
 // synchronous call. While messages wait here the feeder keeps the event loop
 // alive (unless told not to), so a process ends only after they reached the
 // kernel. It may pack several consecutive small messages into one batch
-// frame (docs/wire-format.md); what to batch and when is lib/'s choice.
+// frame (docs/wire-format.md), and hold messages back briefly for others to
+// join them; what to batch and hold is lib/'s choice.
 #include "addon.h"
 #include "errors.h"
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -39,6 +42,7 @@ struct State {
   std::condition_variable changed;   // messages added, or told to stop
   std::condition_variable drained;   // messages reached the kernel, or the thread ended
   std::deque<Message> messages;      // the front one is being sent
+  size_t held = 0;                   // messages at the back held for more to share their kernel message
   bool closing = false;              // send what is left, then end
   bool dropping = false;             // end now, dropping what is left
   bool finished = false;
@@ -60,6 +64,10 @@ void PutUint32(uint8_t* at, uint32_t value) {
 // told to drop what is left: the longest drop() (and so an exit that drops)
 // waits for the thread.
 constexpr long kSendSliceNanoseconds = 20 * 1000 * 1000;
+// The longest a held message waits for the JS thread to release it (push
+// without hold, release(), flush(), close()): it still flows while that
+// thread is blocked or busy.
+constexpr std::chrono::microseconds kHoldLimit(500);
 // A deadline long past: a timed send on the blocking descriptor only tries.
 const timespec kPast = {0, 0};
 
@@ -109,7 +117,14 @@ void Run(std::shared_ptr<State> state) {
     size_t length;
     {
       std::unique_lock<std::mutex> lock(state->mutex);
-      state->changed.wait(lock, [&] { return state->dropping || state->closing || !state->messages.empty(); });
+      auto ready = [&] { return state->dropping || state->closing || state->messages.size() > state->held; };
+      while (!ready()) {
+        if (state->messages.empty()) {
+          state->changed.wait(lock);
+        } else if (state->changed.wait_for(lock, kHoldLimit) == std::cv_status::timeout && !ready()) {
+          state->held = 0;
+        }
+      }
       if (state->dropping || state->messages.empty()) break;
       // Only this thread removes messages, and a deque keeps references to its
       // elements valid while others are appended: the front can be read unlocked.
@@ -147,6 +162,7 @@ void Run(std::shared_ptr<State> state) {
       if (error == ECANCELED) break;
       if (error != 0 && state->error == 0) state->error = error;
       for (size_t i = 0; i < count; i++) state->messages.pop_front();
+      state->held = std::min(state->held, state->messages.size());
       empty = state->messages.empty();
     }
     if (empty) {
@@ -199,6 +215,7 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Feeder", {
       InstanceMethod<&Feeder::Push>("push"),
+      InstanceMethod<&Feeder::Release>("release"),
       InstanceAccessor<&Feeder::Pending>("pending"),
       InstanceAccessor<&Feeder::Error>("error"),
       InstanceMethod<&Feeder::Flush>("flush"),
@@ -247,18 +264,24 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
   }
 
  private:
-  // push(bytes, batchable) -> messages waiting, 0 when it went to the kernel
-  // at once: with nothing waiting (so the thread is idle and order is kept)
-  // it tries one send here (without waiting), saving the thread a wake-up.
+  // push(bytes, batchable, hold = false) -> messages waiting, 0 when it went
+  // to the kernel at once: with nothing waiting (so the thread is idle and
+  // order is kept) it tries one send here (without waiting), saving the
+  // thread a wake-up. With hold, the message waits for others to share its
+  // kernel message: the thread sends it once maxBatch messages are held, when
+  // a message is pushed without hold, at release(), or after kHoldLimit.
   Napi::Value Push(const Napi::CallbackInfo& info) {
     Bytes bytes = BytesArg(info, 0, "bytes");
     if (!info[1].IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument 1 (batchable) must be a boolean");
+    bool hold = info.Length() > 2 && info[2].ToBoolean();
     State& state = *state_;
     size_t waiting;
+    bool wake = true;
     {
       std::lock_guard<std::mutex> lock(state.mutex);
       if (state.closing) throw ErrnoError(info.Env(), EPIPE, "feeder push");
-      if (state.messages.empty()) {
+      bool idle = state.messages.empty();
+      if (idle && !hold) {
         const char* data = bytes.data ? reinterpret_cast<const char*>(bytes.data) : "";
         int rc;
         do rc = mq_timedsend(state.fd, data, bytes.length, 0, &kPast); while (rc != 0 && errno == EINTR);
@@ -267,13 +290,32 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
       }
       state.messages.push_back({std::vector<uint8_t>(bytes.data, bytes.data + bytes.length), info[1].As<Napi::Boolean>()});
       waiting = state.messages.size();
+      if (!hold) {
+        state.held = 0;
+      } else if (++state.held >= state.maxBatch) {
+        state.held = 0;
+      } else {
+        wake = idle;  // the thread starts its kHoldLimit wait; later held messages need not wake it
+      }
     }
-    state.changed.notify_one();
+    if (wake) state.changed.notify_one();
     if (state.keepAlive && !state.referenced && state.tsfnAlive) {
       state.idle.Ref(info.Env());
       state.referenced = true;
     }
     return Napi::Number::New(info.Env(), static_cast<double>(waiting));
+  }
+
+  // release(): held messages go now.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      wake = state_->held > 0;
+      state_->held = 0;
+    }
+    if (wake) state_->changed.notify_one();
+    return info.Env().Undefined();
   }
 
   Napi::Value Pending(const Napi::CallbackInfo& info) {
@@ -293,6 +335,10 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
     double seconds = NumberArg(info, 0, "seconds");
     State& state = *state_;
     std::unique_lock<std::mutex> lock(state.mutex);
+    if (state.held > 0) {
+      state.held = 0;
+      state.changed.notify_one();
+    }
     auto done = [&] { return state.messages.empty() || state.finished; };
     if (seconds >= 1e9) {
       state.drained.wait(lock, done);
