@@ -14,7 +14,8 @@
 //   (exactly pickle.dumps(obj, 4) with the default codec); a larger one is
 //   handed over in a shared memory segment whose name travels in the queue,
 //   so one consumer gets it whole; small objects may share a message (a batch
-//   of at most MAX_BATCH) when consumers lag. docs/wire-format.md.
+//   of at most MAX_BATCH) when consumers lag or a task puts several in a row.
+//   docs/wire-format.md.
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { serialize, deserialize } from 'node:v8';
 import { AssertionError, Empty, Full, ValueError, isOSError, withHint } from './errors.js';
@@ -537,6 +538,7 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
         // The entries held for later gets must outlive the receive buffer.
         const batch = reused ? Buffer.from(message) : message;
         const count = batch.readUInt32LE(1);
+        if (count === 0) throw new ValueError('a batch frame with no objects (docs/wire-format.md)');
         let first = batch;
         for (let i = 0, at = 5; i < count; i++) {
           const length = batch.readUInt32LE(at);
