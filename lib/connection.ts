@@ -11,9 +11,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthenticationError, BufferTooShort, EOFError, TimeoutError, ValueError, abortError, isOSError, withHint } from './errors.js';
+import { AuthenticationError, BufferTooShort, EOFError, TimeoutError, ValueError, abortError, handleError, isOSError, withHint } from './errors.js';
 import { binding, READABLE, WRITABLE, type FdPoller, type PollerBinding } from './native.js';
 import { dumps, loads, registerReconstructor } from './pickle.js';
+import { track } from './resource_tracker.js';
 import { MODULE, inheritDescriptor, reduceSymbol, type Reduction } from './reduction.js';
 import { afterSeconds, deadlineAfter, secondsUntil, waitSeconds, type WaitOptions } from './timeouts.js';
 
@@ -59,12 +60,6 @@ const MAX_SHORT_LENGTH = 0x7fffffff;
 const PIPE_BUF = 4096;
 
 /** Python's OSError for the conditions CPython reports without an errno. */
-function osError(message: string): Error {
-  const error = new Error(message);
-  error.name = 'OSError';
-  return error;
-}
-
 const PYTHON_NAMES: Record<string, string> = {
   EPIPE: 'BrokenPipeError',
   ECONNRESET: 'ConnectionResetError',
@@ -206,7 +201,7 @@ class Handle {
   }
 }
 
-const forgotten = new FinalizationRegistry<Handle>((handle) => handle.close(osError('handle is closed')));
+const forgotten = new FinalizationRegistry<Handle>((handle) => handle.close(handleError('handle is closed')));
 
 /** Runs async operations of one kind (reads, or writes) one after the other. */
 class Turns {
@@ -257,7 +252,7 @@ export class Connection implements Disposable {
     if (handle === null) return;
     this.#handle = null;
     forgotten.unregister(this);
-    handle.close(osError('handle is closed'));
+    handle.close(handleError('handle is closed'));
   }
 
   [Symbol.dispose](): void {
@@ -382,18 +377,18 @@ export class Connection implements Disposable {
   }
 
   #open(): number {
-    if (this.#handle === null) throw osError('handle is closed');
+    if (this.#handle === null) throw handleError('handle is closed');
     return this.#handle.fd;
   }
 
   #checkReadable(): void {
     this.#open();
-    if (!this.#readable) throw osError('connection is write-only');
+    if (!this.#readable) throw handleError('connection is write-only');
   }
 
   #checkWritable(): void {
     this.#open();
-    if (!this.#writable) throw osError('connection is read-only');
+    if (!this.#writable) throw handleError('connection is read-only');
   }
 
   /** A blocking call in the middle of an Async one would tear its message. */
@@ -406,7 +401,7 @@ export class Connection implements Disposable {
   #badMessageLength(): never {
     if (this.#writable) this.#readable = false;
     else this.close();
-    throw osError('bad message length');
+    throw handleError('bad message length');
   }
 
   // Writing -------------------------------------------------------------
@@ -480,7 +475,7 @@ export class Connection implements Disposable {
       } catch (error) {
         throw explained(error);
       }
-      if (n === 0) throw atBoundary && at === offset ? new EOFError() : osError('got end of file during message');
+      if (n === 0) throw atBoundary && at === offset ? new EOFError() : handleError('got end of file during message');
       at += n;
     }
   }
@@ -520,7 +515,7 @@ export class Connection implements Disposable {
       } catch (error) {
         throw explained(error);
       }
-      if (n === 0) throw atBoundary && at === offset ? new EOFError() : osError('got end of file during message');
+      if (n === 0) throw atBoundary && at === offset ? new EOFError() : handleError('got end of file during message');
       if (n > 0) {
         at += n;
         continue;
@@ -777,11 +772,16 @@ function validateAuthkey(authkey: unknown): Buffer | null {
 }
 
 let privateDir: string | null = null;
-/** A fresh socket path in this process's owner-only temporary directory (removed at exit). */
+/**
+ * A fresh socket path in this process's owner-only temporary directory,
+ * removed at exit, or by the resource tracker when the process (or Worker
+ * thread) ends without an exit event (SIGKILL, Worker.terminate()).
+ */
 function arbitraryAddress(family: Family): Address {
   if (family === 'AF_INET') return ['localhost', 0];
   if (privateDir === null) {
     const dir = mkdtempSync(join(tmpdir(), 'pmp-'));
+    track('directory', dir);
     privateDir = dir;
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
@@ -868,7 +868,7 @@ export class Listener implements Disposable {
     this.#handle = null;
     forgotten.unregister(this);
     try {
-      handle.close(osError('listener is closed'));
+      handle.close(handleError('listener is closed'));
     } finally {
       if (this.#unlinkPath !== null) {
         try {
@@ -885,7 +885,7 @@ export class Listener implements Disposable {
   }
 
   #open(): number {
-    if (this.#handle === null) throw osError('listener is closed');
+    if (this.#handle === null) throw handleError('listener is closed');
     return this.#handle.fd;
   }
 

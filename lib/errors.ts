@@ -76,6 +76,13 @@ export function isOSError(error: unknown, code?: string): error is OSError {
     (code === undefined || (error as OSError).code === code);
 }
 
+/** Python's OSError without an errno, as CPython raises for a closed handle ('handle is closed'). */
+export function handleError(message: string): Error {
+  const error = new Error(message);
+  error.name = 'OSError';
+  return error;
+}
+
 /** The same error with a message that says what happened and what to do. */
 export function withHint(error: OSError, message: string): OSError {
   error.message = `${message} (${error.code})`;

@@ -9,7 +9,7 @@
 // the other connections.
 import * as fs from 'node:fs';
 import { inspect } from 'node:util';
-import { Client, Listener, type Address, type Connection } from './connection.js';
+import { Client, Listener, authenticateClientAsync, type Address, type Connection } from './connection.js';
 import { AssertionError, Empty, Full, ProcessError, ValueError, isOSError } from './errors.js';
 import { READABLE, binding, type PollerBinding } from './native.js';
 import { exceptionRecord, rebuildException, type ExceptionRecord } from './pool.js';
@@ -417,7 +417,10 @@ const builtins: Record<string, [create: (...args: never[]) => object, exposed: s
 
 /** The manager's server (the target of its Process): serves every connection until shutdown. */
 export async function managerServer(authkey: Uint8Array, registered: [typeid: string, module: string, name: string][]): Promise<void> {
-  const listener = new Listener(null, { authkey: Buffer.from(authkey) });
+  // Clients authenticate after accepting, each on its own, so one that fails
+  // or stalls in the handshake holds up nobody (and a wrong key ends only its connection).
+  const key = Buffer.from(authkey);
+  const listener = new Listener(null);
   // Terminated (by shutdown's fallback, or with its parent): exit cleanly, so the socket's directory goes.
   process.once('SIGTERM', () => process.exit(0));
   const objects = new Map<string, object>();
@@ -524,10 +527,10 @@ export async function managerServer(authkey: Uint8Array, registered: [typeid: st
     try {
       conn = await listener.acceptAsync();
     } catch (error) {
-      if (isOSError(error)) continue;  // a client that failed the handshake
+      if (isOSError(error)) continue;  // a client gone before it was accepted
       throw error;
     }
-    void serve(conn);
+    authenticateClientAsync(conn, key).then(serve, () => { /* refused: the handshake closed it */ });
   }
 }
 

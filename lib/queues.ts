@@ -18,7 +18,7 @@
 //   docs/wire-format.md.
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { serialize, deserialize } from 'node:v8';
-import { AssertionError, Empty, Full, ValueError, isOSError, withHint } from './errors.js';
+import { AssertionError, Empty, Full, ValueError, handleError, isOSError, withHint } from './errors.js';
 import { anonymousName, validateName } from './names.js';
 import { binding } from './native.js';
 import { dumps, loads, registerReconstructor } from './pickle.js';
@@ -458,7 +458,12 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new ValueError(`Queue ${this} is closed`);
+    if (this.#closed) throw this.closedError();
+  }
+
+  /** What a call on a closed queue throws (CPython's Queue: ValueError). */
+  protected closedError(): Error {
+    return new ValueError(`Queue ${this} is closed`);
   }
 
   #enqueue(obj: T): void {
@@ -710,6 +715,11 @@ export class SimpleQueue<T = unknown> extends Queue<T> {
 
   static override open<T = unknown>(name: string, options: OpenOptions = {}): SimpleQueue<T> {
     return new SimpleQueue<T>({ ...options, name, create: false });
+  }
+
+  /** CPython's SimpleQueue has closed its pipe: OSError('handle is closed'). */
+  protected override closedError(): Error {
+    return handleError('handle is closed');
   }
 }
 

@@ -9,7 +9,8 @@ import { writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { binding } from './native.js';
 
-export type ResourceKind = 'queue' | 'semaphore' | 'shm';
+/** Kernel objects by name, and the private directories of Listener sockets by path. */
+export type ResourceKind = 'queue' | 'semaphore' | 'shm' | 'directory';
 
 interface PipeBinding {
   socket: { pipe(): [number, number]; close(fd: number): void };

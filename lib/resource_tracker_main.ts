@@ -1,5 +1,6 @@
 // The tracker process (see resource_tracker.ts): reads "+[kind, name]" and
 // "-[kind, name]" lines from its creator; at end of input unlinks what is left.
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { MessageQueue } from './posix/mqueue.js';
 import { discardHandOffs } from './queues.js';
@@ -16,6 +17,7 @@ const unlinkers: Record<ResourceKind, (name: string) => void> = {
   },
   semaphore: (name) => NamedSemaphore.unlink(name),
   shm: (name) => SharedMemorySegment.unlink(name),
+  directory: (path) => rmSync(path, { recursive: true, force: true }),
 };
 
 // Interrupting the creator's terminal must not interrupt the cleanup.

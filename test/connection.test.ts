@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, readSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
@@ -309,6 +310,21 @@ test('a worker terminated with async waits pending closes its descriptors', asyn
     await worker.terminate();
   }
   assert.ok(openFds() <= before + 1, `descriptors left open: ${openFds() - before}`);
+});
+
+test("a Listener's private socket directory goes when its process is SIGKILLed", async () => {
+  const code = `import(${JSON.stringify(new URL('../lib/connection.js', import.meta.url).href)}).then(({ Listener }) => {
+    console.log(new Listener().address);
+    setInterval(() => {}, 1000);
+  });`;
+  const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const address = await new Promise<string>((resolve) => proc.stdout.once('data', (chunk) => resolve(String(chunk).trim())));
+  assert.ok(existsSync(address));
+  proc.kill('SIGKILL');
+  await finished(proc);
+  const deadline = Date.now() + 2000;
+  while (existsSync(dirname(address)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(existsSync(dirname(address)), false, `${dirname(address)} is still there`);
 });
 
 /** Spawns the fixture with `ends` as its descriptors 3, 4, ...; closes this process's copies. */

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Empty, Full, Manager, Process, ProcessError, ValueError, rebuildProxy, type BarrierProxy, type BaseProxy, type ConditionProxy, type EventProxy, type QueueProxy,
+  Client, ClientAsync, Empty, Full, Manager, Process, ProcessError, ValueError, rebuildProxy, type BarrierProxy, type BaseProxy, type ConditionProxy, type EventProxy, type QueueProxy,
 } from '../lib/index.js';
 import { reduceSymbol } from '../lib/reduction.js';
 import { spawn } from 'node:child_process';
@@ -187,4 +187,16 @@ test('start twice, use after shutdown', async () => {
   manager.shutdown();
   assert.throws(() => manager.dict(), new ProcessError('Manager has shut down'));
   assert.throws(() => d.get('x'), { code: /EPIPE|ECONNRESET|ECONNREFUSED|ENOENT/ });
+});
+
+test('a client with the wrong key, or one stalled in the handshake, is refused alone: the manager serves the others', async (t) => {
+  const manager = await started(t);
+  const d = manager.dict<string, number>();
+  const stalled = ClientAsync(manager.address!, { authkey: null }); // connected, never answers the challenge
+  t.after(async () => (await stalled).close());
+  await stalled;
+  assert.throws(() => Client(manager.address!, { authkey: Buffer.from('not the key') }), { name: 'AuthenticationError', message: 'digest sent was rejected' });
+  d.set('after', 1);
+  assert.equal(d.get('after'), 1);
+  assert.equal(manager.dict<string, number>({ fresh: 2 }).get('fresh'), 2);
 });
