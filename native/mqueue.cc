@@ -61,7 +61,7 @@ const timespec kPast = {0, 0};
 // timeout (throws), or `timeout` seconds passed (-1). `until` is null to wait
 // without limit, kPast to try once, else the CLOCK_REALTIME end of a slice.
 template <typename Call>
-ssize_t Timed(Napi::Env env, const char* syscall, double timeout, Call call) {
+ssize_t Timed(Napi::Env env, mqd_t fd, const char* syscall, double timeout, Call call) {
   double deadline = timeout > 0 && std::isfinite(timeout) ? Now() + timeout : 0;
   for (;;) {
     const timespec* until = &kPast;
@@ -81,9 +81,14 @@ ssize_t Timed(Napi::Env env, const char* syscall, double timeout, Call call) {
     ssize_t rc = call(until);
     if (rc >= 0) return rc;
     if (errno == EINTR) continue;
-    // EAGAIN: someone made the descriptor non-blocking (mq_setattr); it then only tries.
     if (errno != ETIMEDOUT && errno != EAGAIN) throw ErrnoError(env, errno, syscall);
-    if (until == &kPast || errno == EAGAIN) return -1;
+    if (until == &kPast) return -1;
+    if (errno == EAGAIN) {
+      // libuv's uv_poll_init (an FdPoller for the async calls) made the
+      // descriptor non-blocking; they only try, so it can be blocking again.
+      mq_attr blocking = {};
+      if (mq_setattr(fd, &blocking, nullptr) != 0) throw ErrnoError(env, errno, "mq_setattr");
+    }
   }
 }
 
@@ -148,7 +153,7 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   if (priority < 0 || priority >= MQ_PRIO_MAX) throw Napi::RangeError::New(info.Env(), "priority must be between 0 and " + std::to_string(MQ_PRIO_MAX - 1));
   double timeout = TimeoutArg(info, 3);
   const char* data = bytes.data ? reinterpret_cast<const char*>(bytes.data) : "";
-  ssize_t rc = Timed(info.Env(), "mq_send", timeout, [&](const timespec* until) {
+  ssize_t rc = Timed(info.Env(), fd, "mq_send", timeout, [&](const timespec* until) {
     return static_cast<ssize_t>(mq_timedsend(fd, data, bytes.length, static_cast<unsigned>(priority), until));
   });
   return Napi::Boolean::New(info.Env(), rc == 0);
@@ -176,7 +181,7 @@ Napi::Value Receive(const Napi::CallbackInfo& info) {
   char empty = 0;
   char* data = buffer.data ? reinterpret_cast<char*>(buffer.data) : &empty;
   unsigned priority = 0;
-  ssize_t length = Timed(info.Env(), "mq_receive", timeout, [&](const timespec* until) {
+  ssize_t length = Timed(info.Env(), fd, "mq_receive", timeout, [&](const timespec* until) {
     return mq_timedreceive(fd, data, buffer.length, &priority, until);
   });
   if (length >= 0 && priorityOut != nullptr) *priorityOut = priority;

@@ -271,6 +271,16 @@ async function stopConsumers(queue: Queue<unknown>, consumers: number): Promise<
   }
 }
 
+test('a synchronous get waits its timeout also after a getAsync waited on the event loop', async (t) => {
+  const queue = anonymous(t, new Queue<number>(0, { codec }));
+  await assert.rejects(queue.getAsync({ timeout: 0.02 }), Empty);
+  const start = performance.now();
+  assert.throws(() => queue.get(true, 0.1), Empty);
+  assert.ok(performance.now() - start >= 95, `waited ${performance.now() - start} ms`);
+  queue.put(1);
+  assert.equal(queue.get(true, 1), 1);
+});
+
 test('a burst of puts shares kernel messages: the first goes at once, the next ones 8 to a message', async (t) => {
   const jobs = namedQueue(t, (name) => new Queue<number>(0, { name, codec, batch: true }));
   using kernel = new MessageQueue(jobs.name);
