@@ -1,8 +1,9 @@
 // POSIX message queues, thin: mq_open, mq_close, mq_unlink, mq_getattr, and
 // send/receive that either try once or wait in the kernel. Descriptors are
-// blocking, so a waiting send or receive is one system call that the kernel
-// completes directly (a receiver hands a blocked sender's message over, a
-// sender a waiting receiver's); trying once passes a deadline already past.
+// blocking, so a send or receive that waits without limit is one system call
+// that the kernel completes directly (a receiver hands a blocked sender's
+// message over, a sender a waiting receiver's); trying once passes a
+// deadline already past, and a limited wait polls in between tries.
 // Waiting on the event loop instead is lib/'s business, with FdPoller. Each
 // environment (the main thread, each Worker) knows the descriptors it
 // opened: only those are accepted, and its cleanup hook closes those still
@@ -16,6 +17,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <poll.h>
 #include <unordered_set>
 
 namespace {
@@ -50,45 +52,36 @@ double Now() {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
-// The longest one blocking call waits: a wait is a loop of these, measured on
-// the monotonic clock, so setting the wall clock (the kernel's deadlines are
-// CLOCK_REALTIME) changes a wait by one slice at most.
-constexpr double kSliceSeconds = 1;
 // A deadline long past: a blocking descriptor's timed call then only tries.
 const timespec kPast = {0, 0};
 
 // Runs call(until) until it succeeds (>= 0), fails for another reason than a
-// timeout (throws), or `timeout` seconds passed (-1). `until` is null to wait
-// without limit, kPast to try once, else the CLOCK_REALTIME end of a slice.
+// timeout (throws), or `timeout` seconds passed (-1). Without a limit the
+// call itself waits in the kernel (until = null): one system call. With one,
+// it only tries (until = kPast) and poll(2) waits for `events` in between, on
+// the monotonic clock (the kernel's own deadlines are CLOCK_REALTIME, which
+// setting the wall clock moves).
 template <typename Call>
-ssize_t Timed(Napi::Env env, mqd_t fd, const char* syscall, double timeout, Call call) {
-  double deadline = timeout > 0 && std::isfinite(timeout) ? Now() + timeout : 0;
+ssize_t Timed(Napi::Env env, mqd_t fd, const char* syscall, short events, double timeout, Call call) {
+  bool forever = !std::isfinite(timeout);
+  double deadline = forever ? 0 : Now() + timeout;
   for (;;) {
-    const timespec* until = &kPast;
-    timespec sliceEnd;
-    if (timeout > 0 && !std::isfinite(timeout)) {
-      until = nullptr;
-    } else if (timeout > 0) {
-      double left = deadline - Now();
-      if (left <= 0) return -1;
-      double slice = std::min(left, kSliceSeconds);
-      clock_gettime(CLOCK_REALTIME, &sliceEnd);
-      long nanoseconds = sliceEnd.tv_nsec + static_cast<long>((slice - std::floor(slice)) * 1e9);
-      sliceEnd.tv_sec += static_cast<time_t>(slice) + nanoseconds / 1000000000L;
-      sliceEnd.tv_nsec = nanoseconds % 1000000000L;
-      until = &sliceEnd;
-    }
-    ssize_t rc = call(until);
+    ssize_t rc = call(forever ? nullptr : &kPast);
     if (rc >= 0) return rc;
     if (errno == EINTR) continue;
     if (errno != ETIMEDOUT && errno != EAGAIN) throw ErrnoError(env, errno, syscall);
-    if (until == &kPast) return -1;
-    if (errno == EAGAIN) {
-      // libuv's uv_poll_init (an FdPoller for the async calls) made the
-      // descriptor non-blocking; they only try, so it can be blocking again.
+    if (forever) {
+      // EAGAIN: libuv's uv_poll_init (an FdPoller for the async calls) made
+      // the descriptor non-blocking; they only try, so it can block again.
       mq_attr blocking = {};
       if (mq_setattr(fd, &blocking, nullptr) != 0) throw ErrnoError(env, errno, "mq_setattr");
+      continue;
     }
+    double left = deadline - Now();
+    if (timeout == 0 || left <= 0) return -1;
+    pollfd watched = {fd, events, 0};
+    int milliseconds = static_cast<int>(std::min(std::ceil(left * 1000), static_cast<double>(INT_MAX)));
+    if (poll(&watched, 1, milliseconds) < 0 && errno != EINTR) throw ErrnoError(env, errno, "poll");
   }
 }
 
@@ -153,7 +146,7 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   if (priority < 0 || priority >= MQ_PRIO_MAX) throw Napi::RangeError::New(info.Env(), "priority must be between 0 and " + std::to_string(MQ_PRIO_MAX - 1));
   double timeout = TimeoutArg(info, 3);
   const char* data = bytes.data ? reinterpret_cast<const char*>(bytes.data) : "";
-  ssize_t rc = Timed(info.Env(), fd, "mq_send", timeout, [&](const timespec* until) {
+  ssize_t rc = Timed(info.Env(), fd, "mq_send", POLLOUT, timeout, [&](const timespec* until) {
     return static_cast<ssize_t>(mq_timedsend(fd, data, bytes.length, static_cast<unsigned>(priority), until));
   });
   return Napi::Boolean::New(info.Env(), rc == 0);
@@ -181,7 +174,7 @@ Napi::Value Receive(const Napi::CallbackInfo& info) {
   char empty = 0;
   char* data = buffer.data ? reinterpret_cast<char*>(buffer.data) : &empty;
   unsigned priority = 0;
-  ssize_t length = Timed(info.Env(), fd, "mq_receive", timeout, [&](const timespec* until) {
+  ssize_t length = Timed(info.Env(), fd, "mq_receive", POLLIN, timeout, [&](const timespec* until) {
     return mq_timedreceive(fd, data, buffer.length, &priority, until);
   });
   if (length >= 0 && priorityOut != nullptr) *priorityOut = priority;

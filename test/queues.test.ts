@@ -271,14 +271,20 @@ async function stopConsumers(queue: Queue<unknown>, consumers: number): Promise<
   }
 }
 
-test('a synchronous get waits its timeout also after a getAsync waited on the event loop', async (t) => {
-  const queue = anonymous(t, new Queue<number>(0, { codec }));
+test('a synchronous get waits (its timeout, or without one) also after a getAsync waited on the event loop', async (t) => {
+  const queue = namedQueue(t, (name) => new Queue<number>(0, { name, codec }));
   await assert.rejects(queue.getAsync({ timeout: 0.02 }), Empty);
   const start = performance.now();
   assert.throws(() => queue.get(true, 0.1), Empty);
   assert.ok(performance.now() - start >= 95, `waited ${performance.now() - start} ms`);
-  queue.put(1);
-  assert.equal(queue.get(true, 1), 1);
+  const code = `import(${JSON.stringify(new URL('../lib/queues.js', import.meta.url).href)}).then(({ Queue }) => setTimeout(() => {
+    const queue = Queue.open(${JSON.stringify(queue.name)}, { codec: ${JSON.stringify(codec)} });
+    queue.put(7);
+    queue.close();
+  }, 200));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: 'inherit' });
+  assert.equal(queue.get(), 7);
+  assert.equal((await finished(child)).code, 0);
 });
 
 test('a burst of puts shares kernel messages: the first goes at once, the next ones 8 to a message', async (t) => {
