@@ -62,7 +62,8 @@ void PutUint32(uint8_t* at, uint32_t value) {
 
 // How long one blocking send waits before the thread looks whether it was
 // told to drop what is left: the longest drop() (and so an exit that drops)
-// waits for the thread.
+// waits for the thread, unless the wall clock is set back meanwhile (the
+// kernel's deadline is CLOCK_REALTIME).
 constexpr long kSendSliceNanoseconds = 20 * 1000 * 1000;
 // The longest a held message waits for the JS thread to release it (push
 // without hold, release(), flush(), close()): it still flows while that
