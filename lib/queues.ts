@@ -14,7 +14,8 @@
 //   (exactly pickle.dumps(obj, 4) with the default codec); a larger one is
 //   handed over in a shared memory segment whose name travels in the queue,
 //   so one consumer gets it whole; small objects may share a message (a batch
-//   of at most MAX_BATCH) when consumers lag. docs/wire-format.md.
+//   of at most MAX_BATCH) when consumers lag or a task puts several in a row.
+//   docs/wire-format.md.
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { serialize, deserialize } from 'node:v8';
 import { AssertionError, Empty, Full, ValueError, handleError, isOSError, withHint } from './errors.js';
@@ -24,7 +25,7 @@ import { dumps, loads, registerReconstructor } from './pickle.js';
 import { reduceSymbol, MODULE, type Reduction } from './reduction.js';
 import { track, untrack, type ResourceKind } from './resource_tracker.js';
 import { waitSeconds, deadlineAfter, secondsUntil, type WaitOptions } from './timeouts.js';
-import { MessageQueue } from './posix/mqueue.js';
+import { MessageQueue, type MqueueBinding } from './posix/mqueue.js';
 import { NamedSemaphore, SEM_VALUE_MAX } from './posix/semaphore.js';
 import { SharedMemorySegment } from './posix/shm.js';
 
@@ -57,7 +58,10 @@ export interface QueueOptions {
 }
 
 interface FeederHandle {
-  push(bytes: Uint8Array, batchable: boolean): number;
+  /** Messages waiting, 0 when it went to the kernel at once; `hold`: it may wait (500 µs at most) for others to share its kernel message. */
+  push(bytes: Uint8Array, batchable: boolean, hold?: boolean): number;
+  /** Held messages go now. */
+  release(): void;
   readonly pending: number;
   readonly error: number;
   flush(seconds: number): boolean;
@@ -69,6 +73,7 @@ interface FeederBinding {
   Feeder: new (name: string, maxBatch: number, onIdle: () => void) => FeederHandle;
 }
 const native = binding<FeederBinding>();
+const mqueue = binding<MqueueBinding>();
 
 /** The most objects one kernel message carries: bounds what one consumer can hold while others idle. */
 export const MAX_BATCH = 8;
@@ -93,6 +98,7 @@ const CODECS: Record<CodecName, Codec> = {
   },
   raw: {
     encode: (obj) => {
+      if (obj instanceof Uint8Array) return obj;
       if (!ArrayBuffer.isView(obj)) throw new TypeError(`the 'raw' codec takes Buffers (or other ArrayBufferViews), not ${obj === null ? 'null' : typeof obj}`);
       return new Uint8Array(obj.buffer, obj.byteOffset, obj.byteLength);
     },
@@ -114,6 +120,17 @@ function resolveCodec(codec: CodecName | Codec | undefined): { name: CodecName |
 
 /** Queues with unflushed messages: the process waits for them at exit, as Python joins its feeder threads. */
 const feeding = new Set<Queue<unknown>>();
+/**
+ * Feeders holding objects of a burst of puts (several in one task of the
+ * event loop) so that they share kernel messages: released at the end of the
+ * task, or before this thread blocks.
+ */
+const bursting = new Set<FeederHandle>();
+function releaseBursts(): void {
+  for (const feeder of bursting) feeder.release();
+  bursting.clear();
+}
+
 /** Queues holding objects of a batch this process received but did not get: they go back at exit. */
 const holding = new Set<Queue<unknown>>();
 process.on('exit', () => {
@@ -148,6 +165,8 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   readonly #codecName: CodecName | 'custom';
   readonly #codec: Codec;
   readonly #raw: boolean;
+  /** The codec copies what it keeps out of the bytes it decodes (pickle, json): they may be a reused buffer. */
+  readonly #decodeCopies: boolean;
   readonly #batch: boolean;
   readonly #anonymous: boolean;
   #shared = false;
@@ -162,6 +181,14 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
   #ready: Buffer[] = [];
   /** Where hand-off objects are read when the codec copies what it keeps (the largest so far, up to MAX_HANDOFF_SCRATCH). */
   #handOffScratch: Buffer | null = null;
+  /** A put happened in this task of the event loop: the next ones are held to share kernel messages. */
+  #inBurst = false;
+  readonly #endBurst = () => {
+    this.#inBurst = false;
+    if (this.#feeder !== null && bursting.delete(this.#feeder)) this.#feeder.release();
+  };
+  /** Where get() receives messages (one kernel message long), allocated at the first get(). */
+  #receiveScratch: Buffer | null = null;
 
   constructor(maxsize = 0, options: QueueOptions = {}) {
     if (typeof maxsize !== 'number' || !Number.isInteger(maxsize)) throw new TypeError(`maxsize must be an integer, not ${String(maxsize)}`);
@@ -173,6 +200,7 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     const mode = options.mode ?? 0o600;
     ({ name: this.#codecName, codec: this.#codec } = resolveCodec(options.codec));
     this.#raw = this.#codecName === 'raw';
+    this.#decodeCopies = this.#codecName === 'pickle' || this.#codecName === 'json';
     this.#batch = !this.#raw && (options.batch ?? anonymous);
     this.#anonymous = anonymous;
     const names = semaphoreNames(this.name);
@@ -234,7 +262,12 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
    */
   put(obj: T, block = true, timeout: number | null = null): void {
     this.#checkOpen();
-    if (this.#slots && !this.#slots.acquire(waitSeconds(timeout, block))) throw new Full();
+    const seconds = waitSeconds(timeout, block);
+    if (this.#slots && !this.#slots.acquire(0)) {
+      if (seconds === 0) throw new Full();
+      releaseBursts();
+      if (!this.#slots.acquire(seconds)) throw new Full();
+    }
     this.#enqueue(obj);
   }
 
@@ -258,13 +291,17 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     const ready = this.#ready.shift();
     if (ready !== undefined) return this.#unframe(ready);
     const seconds = waitSeconds(timeout, block);
-    let message: Buffer;
-    try {
-      message = this.kernel.receive({ timeout: seconds === Infinity ? null : seconds }).data;
-    } catch (error) {
-      throw isOSError(error, 'EAGAIN') || isOSError(error, 'ETIMEDOUT') ? new Empty() : error;
+    if (seconds > 0 && bursting.size > 0) releaseBursts();
+    // Received into a buffer reused from one get to the next, without the copy MessageQueue.receive makes.
+    const scratch = this.#receiveScratch ??= Buffer.allocUnsafeSlow(this.kernel.maxMessageSize);
+    const length = mqueue.mqReceive(this.kernel.fileno(), scratch, seconds);
+    if (length < 0) throw new Empty();
+    if (this.#raw) {
+      const data = Buffer.allocUnsafe(length);
+      scratch.copy(data, 0, 0, length);
+      return this.#finishGet(data);
     }
-    return this.#unframe(message);
+    return this.#unframe(scratch.subarray(0, length), true);
   }
 
   get_nowait(): T {
@@ -311,16 +348,23 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     if (this.#closed) return;
     this.returnHeld();
     this.#closed = true;
-    this.#feeder?.close();
+    const unreachable = this.#unreachable();
+    // Nobody could ever take what the feeder of an unreachable queue still holds.
+    if (unreachable) this.#feeder?.drop();
+    else this.#feeder?.close();
     this.kernel.close();
     this.#items.close();
     this.#slots?.close();
     this.closeExtra();
-    if (this.#unreachable()) {
+    if (unreachable) {
       discardHandOffs(this.name);
+      for (const segment of this.#handOffsInFlight.splice(0)) {
+        try { SharedMemorySegment.unlink(segment); } catch { /* sent, and taken by discardHandOffs */ }
+        untrack('shm', segment);
+      }
       this.#unlinkAll();
     }
-    if (!this.#feeder || this.#feeder.pending === 0) feeding.delete(this as Queue<unknown>);
+    if (unreachable || !this.#feeder || this.#feeder.pending === 0) feeding.delete(this as Queue<unknown>);
   }
 
   /** Hook for JoinableQueue: closes its extra kernel objects. */
@@ -454,7 +498,21 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
     const escaped = payload.byteLength === 0 || payload[0]! <= HANDOFF;
     const size = payload.byteLength + (escaped ? 1 : 0);
     if (size <= limit) {
-      feeder.push(escaped ? Buffer.concat([Buffer.of(ESCAPED), payload]) : payload, this.#batch);
+      const bytes = escaped ? Buffer.concat([Buffer.of(ESCAPED), payload]) : payload;
+      if (!this.#batch) {
+        feeder.push(bytes, false);
+        return;
+      }
+      // The first put of a task goes at once (a lone put is never delayed); the
+      // next ones of the same task are held to share kernel messages, so a
+      // burst of puts wakes a waiting consumer once per batch, not per object.
+      feeder.push(bytes, true, this.#inBurst);
+      if (this.#inBurst) {
+        bursting.add(feeder);
+      } else {
+        this.#inBurst = true;
+        queueMicrotask(this.#endBurst);
+      }
       return;
     }
     const { frame, segment } = handOff(payload);
@@ -471,38 +529,43 @@ export class Queue<T = unknown> implements Disposable, AsyncDisposable, AsyncIte
         if (this.#closed && empty) feeding.delete(this as Queue<unknown>);
       });
       this.#feeder.keepAlive(this.#waitsAtExit());
+      // Until close(): an open queue never leaves the set.
+      feeding.add(this as Queue<unknown>);
     }
-    feeding.add(this as Queue<unknown>);
     return this.#feeder;
   }
 
-  #unframe(message: Buffer): T {
+  /** The object of a message; `reused`: its bytes are in a buffer the next receive overwrites (never with 'raw'). */
+  #unframe(message: Buffer, reused = false): T {
     if (this.#raw) return this.#finishGet(message);
     switch (message[0]) {
-      case ESCAPED:
-        return this.#finishGet(message.subarray(1));
       case BATCH: {
-        const count = message.readUInt32LE(1);
-        let at = 5;
-        const entries: Buffer[] = [];
-        for (let i = 0; i < count; i++) {
-          const length = message.readUInt32LE(at);
-          entries.push(message.subarray(at + 4, at + 4 + length));
+        // The entries held for later gets must outlive the receive buffer.
+        const batch = reused ? Buffer.from(message) : message;
+        const count = batch.readUInt32LE(1);
+        if (count === 0) throw new ValueError('a batch frame with no objects (docs/wire-format.md)');
+        let first = batch;
+        for (let i = 0, at = 5; i < count; i++) {
+          const length = batch.readUInt32LE(at);
+          const entry = batch.subarray(at + 4, at + 4 + length);
+          if (i === 0) first = entry;
+          else this.#ready.push(entry);
           at += 4 + length;
         }
-        this.#ready.push(...entries.slice(1));
-        holding.add(this as Queue<unknown>);
-        return this.#unframe(entries[0]!);
+        if (count > 1) holding.add(this as Queue<unknown>);
+        return this.#unframe(first);
       }
       case HANDOFF: {
         // pickle and json copy what they keep, so their bytes can go to a scratch buffer reused from one object to the next.
-        if (this.#codecName !== 'pickle' && this.#codecName !== 'json') return this.#finishGet(takeHandOff(message, null));
+        if (!this.#decodeCopies) return this.#finishGet(takeHandOff(message, null));
         const bytes = takeHandOff(message, this.#handOffScratch);
         if (bytes.buffer !== this.#handOffScratch?.buffer && bytes.length <= MAX_HANDOFF_SCRATCH) this.#handOffScratch = bytes;
         return this.#finishGet(bytes);
       }
-      default:
-        return this.#finishGet(message);
+      default: {
+        const payload = message[0] === ESCAPED ? message.subarray(1) : message;
+        return this.#finishGet(reused && !this.#decodeCopies ? Buffer.from(payload) : payload);
+      }
     }
   }
 
@@ -708,6 +771,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Blocks until every object put (by any process) was reported done (by any process). */
   join(): void {
     const semaphore = this.#unfinishedSemaphore();
+    releaseBursts();
     for (let pause = 1; semaphore.value > 0; pause = Math.min(pause * 2, JOIN_POLL_MAX_MS)) sleepSync(pause);
   }
 

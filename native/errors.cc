@@ -35,12 +35,26 @@ int64_t IntegerArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return static_cast<int64_t>(value);
 }
 
+static size_t ElementSize(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: return 2;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: return 4;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: return 8;
+    default: return 1;
+  }
+}
+
 Bytes BytesArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   Napi::Value value = info[i];
   if (value.IsTypedArray()) {
-    Napi::TypedArray array = value.As<Napi::TypedArray>();
-    uint8_t* base = static_cast<uint8_t*>(array.ArrayBuffer().Data());
-    return {base ? base + array.ByteOffset() : nullptr, array.ByteLength()};
+    // One call for the common case (a Buffer on every send and receive): the pointer comes offset already.
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (napi_get_typedarray_info(info.Env(), value, &type, &length, &data, nullptr, nullptr) != napi_ok) {
+      throw Napi::Error::New(info.Env());
+    }
+    return {static_cast<uint8_t*>(data), length * ElementSize(type)};
   }
   if (value.IsDataView()) {
     Napi::DataView view = value.As<Napi::DataView>();

@@ -4,21 +4,22 @@
 // synchronous call. While messages wait here the feeder keeps the event loop
 // alive (unless told not to), so a process ends only after they reached the
 // kernel. It may pack several consecutive small messages into one batch
-// frame (docs/wire-format.md); what to batch and when is lib/'s choice.
+// frame (docs/wire-format.md), and hold messages back briefly for others to
+// join them; what to batch and hold is lib/'s choice.
 #include "addon.h"
 #include "errors.h"
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fcntl.h>
 #include <memory>
 #include <mqueue.h>
 #include <mutex>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -35,13 +36,13 @@ struct Message {
 // Shared by the JS object, the thread and the calls in flight to JS.
 struct State {
   mqd_t fd = -1;
-  int wake = -1;  // eventfd: wakes the thread out of poll when it must stop
   size_t maxMessageSize = 0;
   size_t maxBatch = 1;
   std::mutex mutex;
   std::condition_variable changed;   // messages added, or told to stop
   std::condition_variable drained;   // messages reached the kernel, or the thread ended
   std::deque<Message> messages;      // the front one is being sent
+  size_t held = 0;                   // messages at the back held for more to share their kernel message
   bool closing = false;              // send what is left, then end
   bool dropping = false;             // end now, dropping what is left
   bool finished = false;
@@ -59,19 +60,34 @@ void PutUint32(uint8_t* at, uint32_t value) {
   std::memcpy(at, &value, 4);  // little-endian on every platform this runs on
 }
 
-// Sends one message, waiting with poll while the queue is full. 0, or an errno;
-// ECANCELED when told to drop.
+// How long one blocking send waits before the thread looks whether it was
+// told to drop what is left: the longest drop() (and so an exit that drops)
+// waits for the thread, unless the wall clock is set back meanwhile (the
+// kernel's deadline is CLOCK_REALTIME).
+constexpr long kSendSliceNanoseconds = 20 * 1000 * 1000;
+// The longest a held message waits for the JS thread to release it (push
+// without hold, release(), flush(), close()): it still flows while that
+// thread is blocked or busy.
+constexpr std::chrono::microseconds kHoldLimit(500);
+// A deadline long past: a timed send on the blocking descriptor only tries.
+const timespec kPast = {0, 0};
+
+// Sends one message, waiting in the kernel while the queue is full (blocked
+// there, the message is moved in by the consumer that frees a place, without
+// waiting for this thread to run). 0, or an errno; ECANCELED when told to drop.
 int SendOne(State& state, const uint8_t* data, size_t length) {
   for (;;) {
-    if (mq_send(state.fd, reinterpret_cast<const char*>(data), length, 0) == 0) return 0;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) return errno;
-    pollfd watched[2] = {{state.fd, POLLOUT, 0}, {state.wake, POLLIN, 0}};
-    if (poll(watched, 2, -1) < 0 && errno != EINTR) return errno;
-    if (watched[1].revents & POLLIN) {
-      std::lock_guard<std::mutex> lock(state.mutex);
-      if (state.dropping) return ECANCELED;
+    timespec sliceEnd;
+    clock_gettime(CLOCK_REALTIME, &sliceEnd);
+    sliceEnd.tv_nsec += kSendSliceNanoseconds;
+    if (sliceEnd.tv_nsec >= 1000000000L) {
+      sliceEnd.tv_sec++;
+      sliceEnd.tv_nsec -= 1000000000L;
     }
+    if (mq_timedsend(state.fd, reinterpret_cast<const char*>(data), length, 0, &sliceEnd) == 0) return 0;
+    if (errno != EINTR && errno != ETIMEDOUT) return errno;
+    std::lock_guard<std::mutex> lock(state.mutex);
+    if (state.dropping) return ECANCELED;
   }
 }
 
@@ -102,7 +118,14 @@ void Run(std::shared_ptr<State> state) {
     size_t length;
     {
       std::unique_lock<std::mutex> lock(state->mutex);
-      state->changed.wait(lock, [&] { return state->dropping || state->closing || !state->messages.empty(); });
+      auto ready = [&] { return state->dropping || state->closing || state->messages.size() > state->held; };
+      while (!ready()) {
+        if (state->messages.empty()) {
+          state->changed.wait(lock);
+        } else if (state->changed.wait_for(lock, kHoldLimit) == std::cv_status::timeout && !ready()) {
+          state->held = 0;
+        }
+      }
       if (state->dropping || state->messages.empty()) break;
       // Only this thread removes messages, and a deque keeps references to its
       // elements valid while others are appended: the front can be read unlocked.
@@ -140,6 +163,7 @@ void Run(std::shared_ptr<State> state) {
       if (error == ECANCELED) break;
       if (error != 0 && state->error == 0) state->error = error;
       for (size_t i = 0; i < count; i++) state->messages.pop_front();
+      state->held = std::min(state->held, state->messages.size());
       empty = state->messages.empty();
     }
     if (empty) {
@@ -164,19 +188,13 @@ void Finish(State& state, bool drop) {
     if (drop) state.dropping = true;
   }
   state.changed.notify_all();
-  if (drop && state.wake != -1) {
-    uint64_t one = 1;
-    ssize_t written = write(state.wake, &one, sizeof one);
-    (void)written;
-  }
   if (state.thread.joinable()) state.thread.join();
   if (state.tsfnAlive) {
     state.tsfnAlive = false;
     state.idle.Release();
   }
   if (state.fd != -1) mq_close(state.fd);
-  if (state.wake != -1) close(state.wake);
-  state.fd = state.wake = -1;
+  state.fd = -1;
 }
 
 void ReleaseWhenIdle(Napi::Env env, State& state) {
@@ -198,6 +216,7 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Feeder", {
       InstanceMethod<&Feeder::Push>("push"),
+      InstanceMethod<&Feeder::Release>("release"),
       InstanceAccessor<&Feeder::Pending>("pending"),
       InstanceAccessor<&Feeder::Error>("error"),
       InstanceMethod<&Feeder::Flush>("flush"),
@@ -215,19 +234,16 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
     int64_t maxBatch = IntegerArg(info, 1, "maxBatch");
     if (maxBatch < 1 || maxBatch > 65536) throw Napi::RangeError::New(env, "maxBatch must be between 1 and 65536");
     if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "argument 2 (onIdle) must be a function");
-    mqd_t fd = mq_open(name.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    mqd_t fd = mq_open(name.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd == static_cast<mqd_t>(-1)) throw ErrnoError(env, errno, "mq_open", name);
     mq_attr attr;
-    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake == -1 || mq_getattr(fd, &attr) != 0) {
+    if (mq_getattr(fd, &attr) != 0) {
       int err = errno;
       mq_close(fd);
-      if (wake != -1) close(wake);
-      throw ErrnoError(env, err, wake == -1 ? "eventfd" : "mq_getattr", name);
+      throw ErrnoError(env, err, "mq_getattr", name);
     }
     State& state = *state_;
     state.fd = fd;
-    state.wake = wake;
     state.maxMessageSize = static_cast<size_t>(attr.mq_msgsize);
     state.maxBatch = static_cast<size_t>(maxBatch);
     state.idle = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "pmp:Feeder", 0, 1,
@@ -249,33 +265,58 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
   }
 
  private:
-  // push(bytes, batchable) -> messages waiting, 0 when it went to the kernel
-  // at once: with nothing waiting (so the thread is idle and order is kept)
-  // it tries one non-blocking send here, saving the thread a wake-up.
+  // push(bytes, batchable, hold = false) -> messages waiting, 0 when it went
+  // to the kernel at once: with nothing waiting (so the thread is idle and
+  // order is kept) it tries one send here (without waiting), saving the
+  // thread a wake-up. With hold, the message waits for others to share its
+  // kernel message: the thread sends it once maxBatch messages are held, when
+  // a message is pushed without hold, at release(), or after kHoldLimit.
   Napi::Value Push(const Napi::CallbackInfo& info) {
     Bytes bytes = BytesArg(info, 0, "bytes");
     if (!info[1].IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument 1 (batchable) must be a boolean");
+    bool hold = info.Length() > 2 && info[2].ToBoolean();
     State& state = *state_;
     size_t waiting;
+    bool wake = true;
     {
       std::lock_guard<std::mutex> lock(state.mutex);
       if (state.closing) throw ErrnoError(info.Env(), EPIPE, "feeder push");
-      if (state.messages.empty()) {
+      bool idle = state.messages.empty();
+      if (idle && !hold) {
         const char* data = bytes.data ? reinterpret_cast<const char*>(bytes.data) : "";
         int rc;
-        do rc = mq_send(state.fd, data, bytes.length, 0); while (rc != 0 && errno == EINTR);
+        do rc = mq_timedsend(state.fd, data, bytes.length, 0, &kPast); while (rc != 0 && errno == EINTR);
         if (rc == 0) return Napi::Number::New(info.Env(), 0);
-        if (errno != EAGAIN) throw ErrnoError(info.Env(), errno, "mq_send");
+        if (errno != ETIMEDOUT) throw ErrnoError(info.Env(), errno, "mq_send");
       }
       state.messages.push_back({std::vector<uint8_t>(bytes.data, bytes.data + bytes.length), info[1].As<Napi::Boolean>()});
       waiting = state.messages.size();
+      if (!hold) {
+        state.held = 0;
+      } else if (++state.held >= state.maxBatch) {
+        state.held = 0;
+      } else {
+        wake = idle;  // the thread starts its kHoldLimit wait; later held messages need not wake it
+      }
     }
-    state.changed.notify_one();
+    if (wake) state.changed.notify_one();
     if (state.keepAlive && !state.referenced && state.tsfnAlive) {
       state.idle.Ref(info.Env());
       state.referenced = true;
     }
     return Napi::Number::New(info.Env(), static_cast<double>(waiting));
+  }
+
+  // release(): held messages go now.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      wake = state_->held > 0;
+      state_->held = 0;
+    }
+    if (wake) state_->changed.notify_one();
+    return info.Env().Undefined();
   }
 
   Napi::Value Pending(const Napi::CallbackInfo& info) {
@@ -295,6 +336,10 @@ class Feeder : public Napi::ObjectWrap<Feeder> {
     double seconds = NumberArg(info, 0, "seconds");
     State& state = *state_;
     std::unique_lock<std::mutex> lock(state.mutex);
+    if (state.held > 0) {
+      state.held = 0;
+      state.changed.notify_one();
+    }
     auto done = [&] { return state.messages.empty() || state.finished; };
     if (seconds >= 1e9) {
       state.drained.wait(lock, done);

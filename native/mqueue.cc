@@ -1,10 +1,13 @@
-// POSIX message queues, thin: mq_open (always O_NONBLOCK), mq_close,
-// mq_unlink, mq_getattr, and send/receive that either try once or wait with
-// poll(2) on the descriptor (on Linux a queue descriptor is a file
-// descriptor). Waiting on the event loop instead is lib/'s business, with
-// FdPoller. Each environment (the main thread, each Worker) knows the
-// descriptors it opened: only those are accepted, and its cleanup hook closes
-// those still open when the environment ends.
+// POSIX message queues, thin: mq_open, mq_close, mq_unlink, mq_getattr, and
+// send/receive that either try once or wait in the kernel. Descriptors are
+// blocking, so a send or receive that waits without limit is one system call
+// that the kernel completes directly (a receiver hands a blocked sender's
+// message over, a sender a waiting receiver's); trying once passes a
+// deadline already past, and a limited wait polls in between tries.
+// Waiting on the event loop instead is lib/'s business, with FdPoller. Each
+// environment (the main thread, each Worker) knows the descriptors it
+// opened: only those are accepted, and its cleanup hook closes those still
+// open when the environment ends.
 #include "addon.h"
 #include "errors.h"
 #include <cerrno>
@@ -49,21 +52,36 @@ double Now() {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
-// Waits until `fd` is ready for `events` or the deadline passes. Throws if
-// poll fails; returns true when ready (possibly spuriously: the caller
-// retries), false when the time is up.
-bool WaitReady(Napi::Env env, mqd_t fd, short events, double deadline) {
+// A deadline long past: a blocking descriptor's timed call then only tries.
+const timespec kPast = {0, 0};
+
+// Runs call(until) until it succeeds (>= 0), fails for another reason than a
+// timeout (throws), or `timeout` seconds passed (-1). Without a limit the
+// call itself waits in the kernel (until = null): one system call. With one,
+// it only tries (until = kPast) and poll(2) waits for `events` in between, on
+// the monotonic clock (the kernel's own deadlines are CLOCK_REALTIME, which
+// setting the wall clock moves).
+template <typename Call>
+ssize_t Timed(Napi::Env env, mqd_t fd, const char* syscall, short events, double timeout, Call call) {
+  bool forever = !std::isfinite(timeout);
+  double deadline = forever ? 0 : Now() + timeout;
   for (;;) {
-    int milliseconds = -1;
-    if (std::isfinite(deadline)) {
-      double left = deadline - Now();
-      if (left <= 0) return false;
-      milliseconds = static_cast<int>(std::min(std::ceil(left * 1000), static_cast<double>(INT_MAX)));
+    ssize_t rc = call(forever ? nullptr : &kPast);
+    if (rc >= 0) return rc;
+    if (errno == EINTR) continue;
+    if (errno != ETIMEDOUT && errno != EAGAIN) throw ErrnoError(env, errno, syscall);
+    if (forever) {
+      // EAGAIN: libuv's uv_poll_init (an FdPoller for the async calls) made
+      // the descriptor non-blocking; they only try, so it can block again.
+      mq_attr blocking = {};
+      if (mq_setattr(fd, &blocking, nullptr) != 0) throw ErrnoError(env, errno, "mq_setattr");
+      continue;
     }
+    double left = deadline - Now();
+    if (timeout == 0 || left <= 0) return -1;
     pollfd watched = {fd, events, 0};
-    int rc = poll(&watched, 1, milliseconds);
-    if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR) throw ErrnoError(env, errno, "poll");
+    int milliseconds = static_cast<int>(std::min(std::ceil(left * 1000), static_cast<double>(INT_MAX)));
+    if (poll(&watched, 1, milliseconds) < 0 && errno != EINTR) throw ErrnoError(env, errno, "poll");
   }
 }
 
@@ -85,7 +103,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   attr.mq_maxmsg = static_cast<long>(maxMessages);
   attr.mq_msgsize = static_cast<long>(maxMessageSize);
   bool withAttr = maxMessages != 0 || maxMessageSize != 0;
-  mqd_t fd = mq_open(name.c_str(), static_cast<int>(flags) | O_NONBLOCK | O_CLOEXEC, static_cast<mode_t>(mode),
+  mqd_t fd = mq_open(name.c_str(), static_cast<int>(flags) | O_CLOEXEC, static_cast<mode_t>(mode),
                      withAttr ? &attr : nullptr);
   if (fd == static_cast<mqd_t>(-1)) throw ErrnoError(info.Env(), errno, "mq_open", name);
   EnvOf(info).descriptors.insert(fd);
@@ -127,15 +145,11 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   int64_t priority = IntegerArg(info, 2, "priority");
   if (priority < 0 || priority >= MQ_PRIO_MAX) throw Napi::RangeError::New(info.Env(), "priority must be between 0 and " + std::to_string(MQ_PRIO_MAX - 1));
   double timeout = TimeoutArg(info, 3);
-  double deadline = timeout == 0 ? 0 : Now() + timeout;
   const char* data = bytes.data ? reinterpret_cast<const char*>(bytes.data) : "";
-  for (;;) {
-    if (mq_send(fd, data, bytes.length, static_cast<unsigned>(priority)) == 0) return Napi::Boolean::New(info.Env(), true);
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) throw ErrnoError(info.Env(), errno, "mq_send");
-    if (timeout == 0) return Napi::Boolean::New(info.Env(), false);
-    if (!WaitReady(info.Env(), fd, POLLOUT, deadline)) return Napi::Boolean::New(info.Env(), false);
-  }
+  ssize_t rc = Timed(info.Env(), fd, "mq_send", POLLOUT, timeout, [&](const timespec* until) {
+    return static_cast<ssize_t>(mq_timedsend(fd, data, bytes.length, static_cast<unsigned>(priority), until));
+  });
+  return Napi::Boolean::New(info.Env(), rc == 0);
 }
 
 // mqReceive(descriptor, buffer, timeout = 0, priority?: Uint32Array) -> the
@@ -148,26 +162,23 @@ Napi::Value Receive(const Napi::CallbackInfo& info) {
   double timeout = TimeoutArg(info, 2);
   uint32_t* priorityOut = nullptr;
   if (!info[3].IsUndefined()) {
-    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
-        info[3].As<Napi::Uint32Array>().ElementLength() < 1)
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* out = nullptr;
+    if (!info[3].IsTypedArray() ||
+        napi_get_typedarray_info(info.Env(), info[3], &type, &length, &out, nullptr, nullptr) != napi_ok ||
+        type != napi_uint32_array || length < 1)
       throw Napi::TypeError::New(info.Env(), "argument 3 (priority) must be a Uint32Array of at least one element");
-    priorityOut = info[3].As<Napi::Uint32Array>().Data();
+    priorityOut = static_cast<uint32_t*>(out);
   }
-  double deadline = timeout == 0 ? 0 : Now() + timeout;
   char empty = 0;
   char* data = buffer.data ? reinterpret_cast<char*>(buffer.data) : &empty;
-  for (;;) {
-    unsigned priority = 0;
-    ssize_t length = mq_receive(fd, data, buffer.length, &priority);
-    if (length >= 0) {
-      if (priorityOut != nullptr) *priorityOut = priority;
-      return Napi::Number::New(info.Env(), static_cast<double>(length));
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) throw ErrnoError(info.Env(), errno, "mq_receive");
-    if (timeout == 0) return Napi::Number::New(info.Env(), -1);
-    if (!WaitReady(info.Env(), fd, POLLIN, deadline)) return Napi::Number::New(info.Env(), -1);
-  }
+  unsigned priority = 0;
+  ssize_t length = Timed(info.Env(), fd, "mq_receive", POLLIN, timeout, [&](const timespec* until) {
+    return mq_timedreceive(fd, data, buffer.length, &priority, until);
+  });
+  if (length >= 0 && priorityOut != nullptr) *priorityOut = priority;
+  return Napi::Number::New(info.Env(), static_cast<double>(length));
 }
 
 }  // namespace

@@ -271,6 +271,41 @@ async function stopConsumers(queue: Queue<unknown>, consumers: number): Promise<
   }
 }
 
+test('a synchronous get waits (its timeout, or without one) also after a getAsync waited on the event loop', async (t) => {
+  const queue = namedQueue(t, (name) => new Queue<number>(0, { name, codec }));
+  await assert.rejects(queue.getAsync({ timeout: 0.02 }), Empty);
+  const start = performance.now();
+  assert.throws(() => queue.get(true, 0.1), Empty);
+  assert.ok(performance.now() - start >= 95, `waited ${performance.now() - start} ms`);
+  const code = `import(${JSON.stringify(new URL('../lib/queues.js', import.meta.url).href)}).then(({ Queue }) => setTimeout(() => {
+    const queue = Queue.open(${JSON.stringify(queue.name)}, { codec: ${JSON.stringify(codec)} });
+    queue.put(7);
+    queue.close();
+  }, 200));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: 'inherit' });
+  assert.equal(queue.get(), 7);
+  assert.equal((await finished(child)).code, 0);
+});
+
+test('a burst of puts shares kernel messages: the first goes at once, the next ones 8 to a message', async (t) => {
+  const jobs = namedQueue(t, (name) => new Queue<number>(0, { name, codec, batch: true }));
+  using kernel = new MessageQueue(jobs.name);
+  for (let i = 0; i < 17; i++) jobs.put(i);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(kernel.currentMessages, 3);
+  assert.equal(jobs.qsize(), 17);
+  for (let i = 0; i < 17; i++) assert.equal(jobs.get(true, 1), i);
+});
+
+test('objects held for a burst still reach the kernel while the thread is blocked outside the queue', (t) => {
+  const jobs = namedQueue(t, (name) => new Queue<number>(0, { name, codec, batch: true }));
+  using kernel = new MessageQueue(jobs.name);
+  for (let i = 0; i < 3; i++) jobs.put(i);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  assert.equal(kernel.currentMessages, 2, 'the first object alone, then the two held ones in one batch');
+  for (let i = 0; i < 3; i++) assert.equal(jobs.get(true, 1), i);
+});
+
 test('batching stays fair: 4 consumers of 400 tasks of 10 ms each do 60 to 140', async (t) => {
   const jobs = namedQueue(t, (name) => new Queue<Buffer | null>(0, { name, codec, batch: true }));
   const consumers = Array.from({ length: 4 }, () => run('consume', jobs.name, '10'));

@@ -1,7 +1,7 @@
 // MessageQueue: a POSIX message queue by name, as Python's posix_ipc offers
-// it. The descriptor is always non-blocking: the synchronous send/receive
-// wait with poll(2) in the addon, the async ones wait on the event loop
-// (FdPoller), watching for readability while receivers wait and for
+// it. The synchronous send/receive wait in the kernel (one system call, the
+// descriptor being blocking); the async ones only try, and wait on the event
+// loop (FdPoller), watching for readability while receivers wait and for
 // writability only while a message waits to be sent, so an idle queue costs
 // nothing. Waiters are served first come, first served; a wake-up that finds
 // nothing (another process was faster) simply waits again.
